@@ -1,0 +1,75 @@
+"""The Hamming scan engine: top-n nearest packed codes, by FAISS or by NumPy.
+
+FAISS ``IndexBinaryFlat`` is the engine of record: on 256-bit codes it scans 100k codes
+in ~0.2 ms against ~3.6 ms for a NumPy ``bitwise_count`` scan (same results), which is
+what keeps a routed query under a millisecond at a million items. The NumPy engine is
+kept as the reference the tests and benchmarks compare FAISS with, and as a fallback
+when faiss-cpu is not installed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .hashing import hamming
+
+try:
+    import faiss
+except ImportError:  # pragma: no cover - exercised only where faiss-cpu is missing
+    faiss = None
+
+
+class NumpyHammingIndex:
+    """Exact Hamming top-n by popcount over all codes (vectorised, no per-item Python)."""
+
+    engine = "numpy"
+
+    def __init__(self, codes: np.ndarray):
+        self.codes = np.ascontiguousarray(codes, np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, rows) of the ``n`` codes nearest one packed query code, nearest first."""
+        n = min(n, len(self.codes))
+        if n <= 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        dist = hamming(query, self.codes)
+        rows = np.argpartition(dist, n - 1)[:n] if n < len(dist) else np.arange(len(dist))
+        rows = rows[np.lexsort((rows, dist[rows]))]
+        return dist[rows], rows.astype(np.int64)
+
+
+class FaissHammingIndex:
+    """The same contract on FAISS ``IndexBinaryFlat`` (exhaustive, exact Hamming)."""
+
+    engine = "faiss"
+
+    def __init__(self, codes: np.ndarray):
+        codes = np.ascontiguousarray(codes, np.uint8)
+        self.index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+        if len(codes):
+            self.index.add(codes)
+
+    def __len__(self) -> int:
+        return self.index.ntotal
+
+    def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        n = min(n, self.index.ntotal)
+        if n <= 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        dist, rows = self.index.search(np.ascontiguousarray(query, np.uint8).reshape(1, -1), n)
+        return dist[0], rows[0]
+
+    def search_batch(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Many queries at once; FAISS spreads them over its OpenMP threads."""
+        return self.index.search(np.ascontiguousarray(queries, np.uint8), min(n, self.index.ntotal))
+
+
+def make_hamming_index(codes: np.ndarray, engine: str = "auto") -> NumpyHammingIndex | FaissHammingIndex:
+    """``auto`` picks FAISS when it is installed; ``numpy`` or ``faiss`` force one."""
+    if engine == "numpy" or (engine == "auto" and faiss is None):
+        return NumpyHammingIndex(codes)
+    if faiss is None:
+        raise RuntimeError("engine 'faiss' asked for, but faiss-cpu is not installed (pip install faiss-cpu)")
+    return FaissHammingIndex(codes)

@@ -1,0 +1,168 @@
+"""Class-routed search: classify, hash, scan one category's codes, re-rank by cosine.
+
+Modes:
+- ``routed`` (the paper): only the predicted category's library is scanned.
+- ``direct`` (the paper's Table 4 baseline): every item is scanned.
+- ``soft`` (beyond the paper): when the classifier is unsure, the most likely categories
+  are scanned and their candidates merged, so one wrong guess does not sink the query.
+
+In every mode the Hamming scan picks ``candidates`` items and the stored float16
+embeddings re-rank them by exact cosine, which is the similarity users see.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .hamming_index import make_hamming_index
+from .index_store import GalleryIndex, read_index
+from .model import Embedder
+from .preprocess import load_upload, prepare
+
+MODES = ("routed", "direct", "soft")
+MAX_K = 100
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    category: int      # the library the item is filed under
+    label: int         # its known label, -1 when unknown
+    similarity: float  # cosine of the embeddings, in [0, 1]
+    hamming: int       # Hamming distance of the codes
+
+
+@dataclass
+class SearchResult:
+    mode: str
+    probabilities: np.ndarray  # (num_classes,) of the query
+    searched: list[int]        # categories scanned
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def category(self) -> int:
+        return int(self.probabilities.argmax())
+
+    def top_categories(self, n: int = 3) -> list[tuple[int, float]]:
+        order = np.argsort(-self.probabilities, kind="stable")[:n]
+        return [(int(c), float(self.probabilities[c])) for c in order]
+
+
+class Searcher:
+    """A model and an index, ready to answer queries; build once per process."""
+
+    def __init__(self, embedder: Embedder, index: GalleryIndex, engine: str = "auto", candidates: int = 256,
+                 soft_threshold: float = 0.9, soft_max_categories: int = 3):
+        if index.model_sha256 != embedder.sha256:
+            raise ValueError("index and model do not match (different model file hashes)")
+        self.embedder, self.index = embedder, index
+        self.candidates, self.soft_threshold, self.soft_max_categories = candidates, soft_threshold, soft_max_categories
+        libs = index.categories
+        # All libraries laid end to end: category c owns rows offsets[c]:offsets[c+1].
+        self.offsets = np.cumsum([0] + [len(lib) for lib in libs])
+        self.ids = np.concatenate([lib.ids for lib in libs])
+        self.row_category = np.repeat(np.arange(len(libs), dtype=np.int16), [len(lib) for lib in libs])
+        self.embeddings = np.concatenate([lib.embeddings for lib in libs])
+        codes = np.concatenate([lib.codes for lib in libs])
+        self.engines = [make_hamming_index(codes[a:b], engine) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        self.all_engine = make_hamming_index(codes, engine)
+        self.engine = self.all_engine.engine
+
+    @classmethod
+    def open(cls, model_path: str | Path, index_path: str | Path, **kwargs) -> "Searcher":
+        """Load both files; a mismatched or damaged index raises IndexStoreError naming the fix."""
+        embedder = Embedder(model_path)
+        return cls(embedder, read_index(index_path, model_sha256=embedder.sha256), **kwargs)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.index.class_names
+
+    def item_image(self, item_id: int) -> np.ndarray | bytes:
+        """A gallery item's stored image (uint8 array) or file bytes, for "more like this"."""
+        if not 0 <= item_id < len(self.index):
+            raise KeyError(item_id)
+        if self.index.images is not None:
+            return self.index.images[item_id]
+        return (Path(self.index.root) / self.index.paths[item_id]).read_bytes()
+
+    def payload(self, result: SearchResult, image_url: Callable[[int], str] | None = None) -> dict:
+        """The JSON shape shared by ``search --json`` and the web API."""
+        names = self.class_names
+        results = []
+        for hit in result.hits:
+            row = {"id": hit.id, "category": names[hit.category], "similarity": round(hit.similarity, 4),
+                   "hamming": hit.hamming}
+            if self.index.paths is not None:
+                row["path"] = self.index.paths[hit.id]
+            if image_url is not None:
+                row["image_url"] = image_url(hit.id)
+            results.append(row)
+        return {
+            "mode": result.mode,
+            "category": {"name": names[result.category], "probability": round(float(result.probabilities.max()), 4)},
+            "top_categories": [{"name": names[c], "probability": round(p, 4)} for c, p in result.top_categories(3)],
+            "searched_categories": [names[c] for c in result.searched],
+            "results": results,
+            "timings_ms": result.timings_ms,
+        }
+
+    def categories_to_search(self, probs: np.ndarray, mode: str) -> list[int]:
+        if mode == "direct":
+            return list(range(len(self.engines)))
+        order = [int(c) for c in np.argsort(-probs, kind="stable")]
+        if mode == "routed" or probs[order[0]] >= self.soft_threshold:
+            return order[:1]
+        chosen, mass = [], 0.0
+        for c in order[: self.soft_max_categories]:
+            chosen.append(c)
+            mass += float(probs[c])
+            if mass >= self.soft_threshold:
+                break
+        return chosen
+
+    def search(self, image: bytes | Image.Image | np.ndarray, k: int = 20, mode: str = "routed") -> SearchResult:
+        """Rank the gallery for one query image; bytes are decoded and checked like an upload."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        t0 = time.perf_counter()
+        shape = self.embedder.input_shape
+        x = load_upload(image, shape) if isinstance(image, bytes) else prepare(image, shape)
+        t1 = time.perf_counter()
+        probs, emb = self.embedder.forward_one(x)
+        t2 = time.perf_counter()
+        code = self.index.hasher.hash(emb)[0]
+        t3 = time.perf_counter()
+        searched = self.categories_to_search(probs, mode)
+        dist, rows = self._scan(code, searched, max(self.candidates, k))
+        t4 = time.perf_counter()
+        hits = self._rerank(emb, dist, rows, k)
+        t5 = time.perf_counter()
+        stages = ("preprocess", "forward", "hash", "scan", "rerank")
+        timings = {s: round(1000 * (b - a), 3) for s, a, b in zip(stages, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5))}
+        timings["total"] = round(1000 * (t5 - t0), 3)
+        return SearchResult(mode, probs, searched, hits, timings)
+
+    def _scan(self, code: np.ndarray, categories: list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hamming candidates as (distances, global rows)."""
+        if len(categories) == len(self.engines):
+            return self.all_engine.search(code, n)
+        parts = [self.engines[c].search(code, n) for c in categories]
+        dist = np.concatenate([d for d, _ in parts])
+        rows = np.concatenate([r + self.offsets[c] for c, (_, r) in zip(categories, parts)])
+        return dist, rows
+
+    def _rerank(self, emb: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
+        sims = np.clip(self.embeddings[rows].astype(np.float32) @ emb.ravel(), 0.0, 1.0)
+        order = np.lexsort((dist, -sims))[:k]
+        ids = self.ids[rows[order]]
+        return [Hit(int(i), int(self.row_category[r]), int(self.index.labels[i]), float(s), int(d))
+                for i, r, s, d in zip(ids, rows[order], sims[order], dist[order])]

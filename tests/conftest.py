@@ -1,0 +1,56 @@
+"""Shared fixtures: the real data, the committed default model, and a small real index.
+
+The small index (3,000 Fashion-MNIST training images, built with the committed model)
+keeps tests fast while exercising the same code paths as the 60,000-image default.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from app.config import DEFAULT_MODEL
+from app.data import load_fashion_mnist
+
+SMALL_GALLERY = 3000
+
+
+@pytest.fixture(scope="session")
+def fmnist():
+    return load_fashion_mnist(download=False)
+
+
+@pytest.fixture(scope="session")
+def model_path():
+    assert DEFAULT_MODEL.is_file(), f"the committed default model is missing: {DEFAULT_MODEL}"
+    return DEFAULT_MODEL
+
+
+@pytest.fixture(scope="session")
+def embedder(model_path):
+    from app.model import Embedder
+
+    return Embedder(model_path)
+
+
+@pytest.fixture(scope="session")
+def small_index_path(tmp_path_factory, embedder, fmnist):
+    """A real HDF5 index of the first SMALL_GALLERY training images, filed under their true labels."""
+    from app.index_store import write_index
+    from app.indexer import assemble
+
+    images, labels = fmnist.x_train[:SMALL_GALLERY], fmnist.y_train[:SMALL_GALLERY].astype(np.int16)
+    _, emb = embedder(images)
+    index = assemble(emb, labels, labels, embedder.sha256, bits=256, seed=0, images=images)
+    return write_index(index, tmp_path_factory.mktemp("index") / "small.h5")
+
+
+@pytest.fixture(scope="session")
+def searcher(embedder, small_index_path):
+    from app.index_store import read_index
+    from app.search import Searcher
+
+    return Searcher(embedder, read_index(small_index_path, model_sha256=embedder.sha256))
