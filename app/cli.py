@@ -52,6 +52,16 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_ensure(args: argparse.Namespace) -> int:
+    from .index_store import index_summary
+    from .indexer import ensure_index
+    from .model import Embedder
+
+    index = ensure_index(Embedder(args.model), args.index, bits=args.bits)
+    print(f"{args.index}: ready ({index_summary(index)['items']} items, {index.bits} bits)")
+    return 0
+
+
 def cmd_index_info(args: argparse.Namespace) -> int:
     from .index_store import index_summary, read_index
 
@@ -157,6 +167,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="seed of the random hyperplanes")
     sp.add_argument("--batch-size", type=int, default=1024)
     index_arg(sp, "--out")
+    model_arg(sp)
+    sp = add("ensure", cmd_index_ensure, "build the default Fashion-MNIST index unless a matching one exists", isub)
+    sp.add_argument("--bits", type=int, default=256, help="code length when building")
+    index_arg(sp)
     model_arg(sp)
     sp = add("info", cmd_index_info, "describe an index: items, bits, buckets per category", isub)
     index_arg(sp)

@@ -63,9 +63,10 @@ class CategoryLibrary:
                                         (np.uint32, np.int64, np.int64)))
 
     def bucket_of(self, code: np.ndarray) -> np.ndarray:
-        """Ids of the items whose code prefix equals this code's."""
-        i = np.searchsorted(self.bucket_prefix, code_prefix(code.reshape(1, -1))[0])
-        if i == len(self.bucket_prefix) or self.bucket_prefix[i] != code_prefix(code.reshape(1, -1))[0]:
+        """Ids of the items whose code prefix equals this code's (the paper's same-code library)."""
+        key = code_prefix(code.reshape(1, -1))[0]
+        i = np.searchsorted(self.bucket_prefix, key)
+        if i == len(self.bucket_prefix) or self.bucket_prefix[i] != key:
             return self.ids[:0]
         return self.ids[self.bucket_start[i]: self.bucket_start[i] + self.bucket_count[i]]
 

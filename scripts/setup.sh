@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what Fashion-16 needs on Debian/Ubuntu: system packages (only those missing)
+# and the Python packages in .venv. Safe to run again. WITH_BROWSER=1 adds Chromium for the browser test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(dataset-fashion-mnist)
+[ "${WITH_BROWSER:-0}" = 1 ] && packages+=(chromium chromium-driver)
+# A python3 from elsewhere (pyenv, python.org) is fine: apt's is needed only when none can make a venv.
+python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "==> apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+echo "==> pip install -r requirements.txt (into .venv)"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt
