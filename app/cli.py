@@ -1,4 +1,4 @@
-"""The command line: data, train, index build/info/verify, search, evaluate, bench.
+"""The command line: data, train, index build/info/verify, search, evaluate, bench, serve.
 
 Every command has ``--help``. Known failures (missing data, model or index, a bad
 image) print one clear line and exit with status 2 instead of a traceback.
@@ -132,6 +132,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Replace this process with gunicorn running wsgi:app under the shipped gunicorn.conf.py."""
+    import os
+
+    # Absolute paths: gunicorn --chdir moves to the repository root before loading the app.
+    os.environ.update({"FASHION16_MODEL": str(Path(args.model).resolve()),
+                       "FASHION16_INDEX": str(Path(args.index).resolve())})
+    if args.bind:
+        os.environ["FASHION16_BIND"] = args.bind
+    if args.workers:
+        os.environ["FASHION16_WORKERS"] = str(args.workers)
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(config.ROOT / "gunicorn.conf.py"),
+            "--chdir", str(config.ROOT), "wsgi:app"]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+    return 0  # not reached: execv does not return
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description="Fashion-16: search clothing catalogs by photo.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -191,6 +209,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", metavar="PATH", help="write the report here")
     sp.add_argument("--k", type=int, default=20)
     sp.add_argument("--limit", type=int, help="use only the first N test images")
+    model_arg(sp)
+    index_arg(sp)
+
+    sp = add("serve", cmd_serve, "run the web app and API under gunicorn (settings: gunicorn.conf.py)")
+    sp.add_argument("--bind", help="HOST:PORT to listen on (default: $FASHION16_BIND, else 0.0.0.0:$PORT or 8000)")
+    sp.add_argument("--workers", type=int, help="worker processes (default: $FASHION16_WORKERS, else one per CPU)")
     model_arg(sp)
     index_arg(sp)
 
