@@ -54,3 +54,16 @@ def searcher(embedder, small_index_path):
     from app.search import Searcher
 
     return Searcher(embedder, read_index(small_index_path, model_sha256=embedder.sha256))
+
+
+@pytest.fixture(scope="session")
+def web_app(model_path, small_index_path):
+    """The web app on the small index; TESTING lets a server error fail the test instead of becoming a 500."""
+    from app import create_app
+
+    return create_app({"MODEL_PATH": str(model_path), "INDEX_PATH": str(small_index_path), "TESTING": True})
+
+
+@pytest.fixture()
+def client(web_app):
+    return web_app.test_client()
