@@ -14,6 +14,12 @@ from .hashing import hamming
 
 try:
     import faiss
+
+    # One query scans a few thousand to a few hundred thousand codes: far too little work to
+    # share among OpenMP threads, whose spin-waits then cost more than the scan (measured here:
+    # 40 ms instead of 0.05 ms per query while another process kept both cores busy). Requests
+    # run in parallel across gunicorn workers instead; batch users may raise this again.
+    faiss.omp_set_num_threads(1)
 except ImportError:  # pragma: no cover - exercised only where faiss-cpu is missing
     faiss = None
 
