@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import CLASS_NAMES, load_fashion_mnist
-from .preprocess import ImageRejected, load_upload
+from .preprocess import ImageRejected, load_upload, prepare
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 
@@ -63,8 +63,8 @@ class FashionMNISTGallery:
         for start in range(0, len(self), size):
             u8 = self.images[start:start + size]
             x = u8.astype(np.float32)[..., None]
-            if input_shape[-1] != 1:
-                x = np.repeat(x, input_shape[-1], axis=-1)
+            if tuple(input_shape) != x.shape[1:]:  # e.g. VGG-16's 224x224x3: letterboxed like an upload
+                x = np.stack([prepare(img, input_shape) for img in u8])
             yield Batch(x, self.labels[start:start + size].astype(np.int16), len(u8), images_u8=u8)
 
 

@@ -139,9 +139,8 @@ def _write_contents(f: h5py.File, index: GalleryIndex) -> None:
     _checked(items, "category", index.item_category.astype(np.int16))
     if index.images is not None:
         _checked(items, "images", index.images.astype(np.uint8))
-    if index.paths is not None:
-        items.create_dataset("paths", data=np.array(index.paths, dtype=object), dtype=h5py.string_dtype(),
-                             fletcher32=True, chunks=True if index.paths else None)
+    if index.paths is not None:  # fixed-length UTF-8: HDF5 cannot checksum variable-length strings
+        _checked(items, "paths", np.array([p.encode() for p in index.paths], dtype=np.bytes_))
     cats = f.create_group("categories")
     for c, lib in enumerate(index.categories):
         g = cats.create_group(str(c))
@@ -241,7 +240,7 @@ def verify_structure(index: GalleryIndex) -> None:
             raise ValueError(f"category {c}: holds items filed under another category")
         if int(lib.bucket_count.sum()) != m or np.any(np.diff(lib.bucket_prefix.astype(np.int64)) <= 0):
             raise ValueError(f"category {c}: bucket table does not cover its items")
-        seen[lib.ids] += 1
+        np.add.at(seen, lib.ids, 1)  # unlike seen[ids] += 1, counts a repeated id each time
     if np.any(seen != 1):
         raise ValueError("every item must be in exactly one category library")
 

@@ -98,7 +98,9 @@ def resolve_vgg16_weights(weights: str | None) -> str | None:
     if cached.is_file():
         return str(cached)
     try:
-        return keras.utils.get_file(VGG16_NOTOP, VGG16_URL, cache_subdir="models")
+        # cache_dir named explicitly: Keras reads $KERAS_HOME only once, at import.
+        return keras.utils.get_file(VGG16_NOTOP, VGG16_URL, cache_dir=str(cached.parent.parent),
+                                    cache_subdir="models")
     except Exception as exc:
         raise WeightsUnavailableError(
             f"VGG-16 ImageNet weights are not in the Keras cache ({cached}) and could not be "
