@@ -1,4 +1,4 @@
-"""The command line: data, train, index build/info/verify, search, evaluate, bench, serve.
+"""The command line: data, train, index build/info/verify, search, evaluate, photo-study, bench, serve.
 
 Every command has ``--help``. Known failures (missing data, model or index, a bad
 image) print one clear line and exit with status 2 instead of a traceback.
@@ -125,6 +125,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_photo_study(args: argparse.Namespace) -> int:
+    from .data import load_fashion_mnist
+    from .evaluate import write_report
+    from .model import Embedder
+    from .photo_study import run_study, summary
+
+    if not 1 <= args.n <= 10000:
+        raise ValueError(f"--n must be between 1 and 10000, got {args.n}")
+    data = load_fashion_mnist()
+    report = run_study(Embedder(args.model), data.x_test[:args.n], data.y_test[:args.n], seed=args.seed)
+    print(summary(report))
+    if args.json:
+        write_report(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
@@ -218,22 +235,40 @@ def parser() -> argparse.ArgumentParser:
     model_arg(sp)
     index_arg(sp)
 
+    sp = add("photo-study", cmd_photo_study,
+             "accuracy on photo-like versions of the test images (upscaled, coloured, on white, JPEG...)")
+    sp.add_argument("--n", type=int, default=1000, help="test images to use (1-10000)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the random photo variations")
+    sp.add_argument("--json", metavar="PATH", help="write the report here")
+    model_arg(sp)
+
     sp = add("bench", cmd_bench, "benchmarks: search core, HTTP, indexing, quality by bits, the paper's tables")
     sp.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes (CI smoke run)")
     sp.add_argument("--json", metavar="PATH", help="write the results here")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def known_errors() -> tuple[type[Exception], ...]:
+    """Failures that get one line and status 2, imported only once something failed.
+
+    app.model loads TensorFlow (seconds), which `--help` and `index info` never need; only
+    app.model raises WeightsUnavailableError, so it is already loaded whenever that is raised.
+    """
     from .data import DatasetError
     from .index_store import IndexStoreError
-    from .model import WeightsUnavailableError
     from .preprocess import ImageRejected
 
+    errors = [DatasetError, IndexStoreError, ImageRejected, FileNotFoundError, ValueError]
+    model = sys.modules.get(f"{__package__}.model")
+    return (*errors, model.WeightsUnavailableError) if model else tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, IndexStoreError, WeightsUnavailableError, ImageRejected, FileNotFoundError,
-            ValueError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, known_errors()):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
