@@ -1,0 +1,217 @@
+"""Routed, direct and soft search on small real indexes whose right answers are known.
+
+The gallery is 30 real training images per class embedded by the real model; planted
+near-duplicates of a query (its own embedding plus known noise) give answers whose order
+is fixed by construction. Every Searcher here scans at least as many Hamming candidates
+as a library holds, so its ranking must equal exact cosine over the scanned libraries.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.index_store import IndexStoreError, read_index, write_index
+from app.indexer import assemble
+from app.search import MAX_K, Searcher
+
+PER_CLASS = 30
+NOISE = (0.05, 0.1, 0.2, 0.3)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def gallery(embedder, fmnist):
+    """(images, labels, embeddings) of the first PER_CLASS training images of each class."""
+    ids = np.concatenate([np.flatnonzero(fmnist.y_train == c)[:PER_CLASS] for c in range(10)])
+    images, labels = fmnist.x_train[ids], fmnist.y_train[ids].astype(np.int16)
+    return images, labels, embedder(images)[1]
+
+
+def open_searcher(embedder, tmp_path_factory, emb, labels, category, images=None, **kwargs) -> Searcher:
+    """Through a real HDF5 file, as the app does."""
+    kwargs.setdefault("candidates", 512)  # more than the gallery holds: the Hamming stage keeps all
+    index = assemble(emb, labels, category, embedder.sha256, bits=256, seed=0, images=images)
+    path = write_index(index, tmp_path_factory.mktemp("idx") / "g.h5")
+    return Searcher(embedder, read_index(path, model_sha256=embedder.sha256), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def small(embedder, gallery, tmp_path_factory) -> Searcher:
+    images, labels, emb = gallery
+    return open_searcher(embedder, tmp_path_factory, emb, labels, labels, images)
+
+
+def exact_ranking(searcher: Searcher, emb: np.ndarray, categories: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, similarities) of the exact-cosine top k over the given libraries, from the stored float16."""
+    rows = np.concatenate([np.arange(searcher.offsets[c], searcher.offsets[c + 1]) for c in categories])
+    sims = np.clip(searcher.embeddings[rows].astype(np.float32) @ emb, 0, 1)
+    top = rows[np.argsort(-sims, kind="stable")[:k]]
+    return searcher.ids[top], np.clip(searcher.embeddings[top].astype(np.float32) @ emb, 0, 1)
+
+
+def check_ranked(result, k: int) -> None:
+    sims = np.array([h.similarity for h in result.hits])
+    assert len(sims) <= k
+    assert np.all((sims >= 0) & (sims <= 1))
+    assert np.all(np.diff(sims) <= 0), "hits must be sorted by similarity, best first"
+
+
+@pytest.mark.parametrize("mode", ["routed", "direct", "soft"])
+def test_gallery_image_finds_itself_first(small, gallery, mode):
+    images, labels, _ = gallery
+    probs, _ = small.embedder(images)
+    routable = np.flatnonzero(probs.argmax(1) == labels)  # routed search must reach their library
+    for i in routable[:: len(routable) // 8][:8]:
+        result = small.search(images[i], k=5, mode=mode)
+        top = result.hits[0]
+        assert (top.id, top.hamming, top.category, top.label) == (i, 0, labels[i], labels[i])
+        assert top.similarity > 0.999
+        check_ranked(result, 5)
+
+
+def test_png_upload_of_a_catalog_item_finds_it_in_the_small_index(searcher, fmnist):
+    probs, _ = searcher.embedder(fmnist.x_train[:50])
+    i = int(np.flatnonzero(probs.argmax(1) == fmnist.y_train[:50])[0])
+    from_bytes = searcher.search(png(fmnist.x_train[i]), k=10)
+    from_array = searcher.search(fmnist.x_train[i], k=10)
+    assert from_bytes.hits[0].id == i and from_bytes.hits[0].similarity > 0.999
+    assert [h.id for h in from_bytes.hits] == [h.id for h in from_array.hits]
+
+
+def test_routed_scans_only_the_predicted_library_and_direct_scans_all(small, fmnist):
+    query = fmnist.x_test[0]
+    routed = small.search(query, k=MAX_K, mode="routed")
+    assert routed.searched == [routed.category]
+    assert len(routed.hits) == PER_CLASS and {h.category for h in routed.hits} == {routed.category}
+    direct = small.search(query, k=MAX_K, mode="direct")
+    assert direct.searched == list(range(10)) and len(direct.hits) == MAX_K
+    assert len({h.category for h in direct.hits}) >= MAX_K // PER_CLASS + 1  # 100 hits cannot fit in 3 libraries
+    for result in (routed, direct):
+        check_ranked(result, MAX_K)
+
+
+@pytest.mark.parametrize("mode", ["routed", "direct", "soft"])
+def test_ranking_equals_exact_cosine_over_the_scanned_libraries(small, fmnist, mode):
+    for query in fmnist.x_test[:6]:
+        result = small.search(query, k=20, mode=mode)
+        emb = small.embedder.forward_one(query.astype(np.float32)[..., None])[1]
+        ids, sims = exact_ranking(small, emb, result.searched, 20)
+        np.testing.assert_allclose([h.similarity for h in result.hits], sims, atol=1e-6)
+        assert set(h.id for h in result.hits) == set(ids)
+
+
+@pytest.fixture(scope="module")
+def planted(embedder, gallery, fmnist, tmp_path_factory):
+    """A test image, its predicted class c, and a gallery with its near-duplicates filed under c
+    (noise levels NOISE) plus a closer decoy filed under another class."""
+    images, labels, emb = gallery
+    probs, q_emb = embedder(fmnist.x_test[:200])
+    far = np.max(q_emb @ emb.T, axis=1) < 0.95  # no real gallery item competes with the planted ones
+    q = int(np.flatnonzero(far)[0])
+    c = int(probs[q].argmax())
+    rng = np.random.default_rng(0)
+    noise = unit(rng.standard_normal((len(NOISE) + 1, emb.shape[1])))
+    copies = unit(q_emb[q] + np.array([*NOISE, 0.02])[:, None] * noise)
+    decoy_class = (c + 1) % 10
+    all_labels = np.concatenate([labels, [c] * len(NOISE) + [decoy_class]]).astype(np.int16)
+    searcher = open_searcher(embedder, tmp_path_factory, np.concatenate([emb, copies]).astype(np.float32),
+                             all_labels, all_labels)
+    planted_ids = list(range(len(labels), len(labels) + len(NOISE)))
+    return searcher, fmnist.x_test[q], c, planted_ids, len(labels) + len(NOISE)
+
+
+def test_planted_near_duplicates_come_first_in_noise_order(planted):
+    searcher, query, c, planted_ids, decoy = planted
+    routed = searcher.search(query, k=10, mode="routed")
+    assert routed.category == c
+    assert [h.id for h in routed.hits[: len(NOISE)]] == planted_ids
+    assert decoy not in [h.id for h in routed.hits], "routed search must not leave the predicted library"
+    direct = searcher.search(query, k=10, mode="direct")
+    assert [h.id for h in direct.hits[: len(NOISE) + 1]] == [decoy, *planted_ids]
+    expected = [1 / np.sqrt(1 + 0.02 ** 2)] + [1 / np.sqrt(1 + s * s) for s in NOISE]
+    np.testing.assert_allclose([h.similarity for h in direct.hits[:5]], expected, atol=0.01)
+
+
+def expected_soft(probs: np.ndarray, threshold: float, most: int) -> list[int]:
+    order = [int(c) for c in np.argsort(-probs, kind="stable")]
+    if probs[order[0]] >= threshold:
+        return order[:1]
+    cumulative = np.cumsum(probs[order[:most]].astype(np.float64))
+    return order[: min(most, int(np.searchsorted(cumulative, threshold)) + 1)]
+
+
+def test_soft_scans_more_libraries_only_when_unsure(small, fmnist):
+    probs, _ = small.embedder(fmnist.x_test[:300])
+    sure = int(np.flatnonzero(probs.max(1) >= small.soft_threshold)[0])
+    unsure = int(np.flatnonzero(probs.max(1) < 0.6)[0])
+    result = small.search(fmnist.x_test[sure], k=20, mode="soft")
+    assert result.searched == [int(probs[sure].argmax())]
+    result = small.search(fmnist.x_test[unsure], k=20, mode="soft")
+    assert 1 < len(result.searched) <= small.soft_max_categories
+    assert result.searched == expected_soft(result.probabilities, small.soft_threshold, small.soft_max_categories)
+    assert {h.category for h in result.hits} <= set(result.searched)
+    check_ranked(result, 20)
+
+
+@pytest.mark.parametrize("k", [1, 7, 20, MAX_K])
+def test_k_is_respected(small, fmnist, k):
+    result = small.search(fmnist.x_test[1], k=k, mode="direct")
+    assert len(result.hits) == k
+    check_ranked(result, k)
+
+
+@pytest.mark.parametrize("k, mode", [(0, "routed"), (-3, "direct"), (MAX_K + 1, "soft"), (10, "fast"), (10, "")])
+def test_bad_k_or_mode_is_a_value_error(small, fmnist, k, mode):
+    with pytest.raises(ValueError, match="k must be|mode must be"):
+        small.search(fmnist.x_test[0], k=k, mode=mode)
+
+
+def test_few_hamming_candidates_still_give_k_reranked_hits(embedder, gallery, tmp_path_factory):
+    images, labels, emb = gallery
+    tight = open_searcher(embedder, tmp_path_factory, emb, labels, labels, images, candidates=5)
+    result = tight.search(images[0], k=3, mode="direct")
+    assert len(result.hits) == 3 and result.hits[0].id == 0
+    check_ranked(result, 3)
+
+
+def test_numpy_and_faiss_engines_give_the_same_hits(embedder, gallery, tmp_path_factory, fmnist):
+    images, labels, emb = gallery
+    engines = [open_searcher(embedder, tmp_path_factory, emb, labels, labels, images, engine=e, candidates=40)
+               for e in ("numpy", "faiss")]
+    assert [s.engine for s in engines] == ["numpy", "faiss"]
+    for query in fmnist.x_test[:5]:
+        a, b = (s.search(query, k=20, mode="direct") for s in engines)
+        assert [(h.similarity, h.hamming) for h in a.hits] == [(h.similarity, h.hamming) for h in b.hits]
+
+
+def test_payload_is_json_with_names(small, fmnist):
+    result = small.search(fmnist.x_test[2], k=4, mode="soft")
+    payload = json.loads(json.dumps(small.payload(result, image_url=lambda i: f"/img/{i}")))
+    assert payload["mode"] == "soft" and len(payload["results"]) == 4
+    assert payload["category"]["name"] == small.class_names[result.category]
+    assert [r["id"] for r in payload["results"]] == [h.id for h in result.hits]
+    assert payload["results"][0]["image_url"] == f"/img/{result.hits[0].id}"
+    assert payload["searched_categories"] == [small.class_names[c] for c in result.searched]
+    assert set(payload["timings_ms"]) >= {"preprocess", "forward", "scan", "rerank", "total"}
+
+
+def test_index_of_another_model_is_refused(embedder, gallery, model_path, tmp_path):
+    images, labels, emb = gallery
+    path = write_index(assemble(emb, labels, labels, "0" * 64, images=images), tmp_path / "other.h5")
+    with pytest.raises(ValueError, match="do not match"):
+        Searcher(embedder, read_index(path))
+    with pytest.raises(IndexStoreError, match="rebuild it"):
+        Searcher.open(model_path, path)
