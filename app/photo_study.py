@@ -70,10 +70,10 @@ def _lighting(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 def photo_like(image: np.ndarray, rng: np.random.Generator, pad: bool = False, tint: bool = False,
                light: bool = False, shade: bool = False, noise: bool = False, jpeg: bool = False) -> bytes:
-    """One 28x28 Fashion-MNIST image as the encoded file of a 200-600 px photo-like image.
+    """One 28x28 Fashion-MNIST image as the encoded file of a photo-like image (garment 200-600 px).
 
-    The Fashion-MNIST intensity is used as the garment's opacity over the background, so
-    a light background with a black garment gives back exactly the negated original.
+    The Fashion-MNIST intensity is the garment's opacity over the background, so a black
+    garment on a light ground is the negated original, as the data set's photos were.
     """
     side = int(rng.integers(200, 601))
     alpha = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255.0
