@@ -16,7 +16,7 @@ from PIL import Image
 
 from app.index_store import IndexStoreError, read_index, write_index
 from app.indexer import assemble
-from app.search import MAX_K, Searcher
+from app.search import MAX_K, SOFT_MIN_PROBABILITY, Searcher
 
 PER_CLASS = 30
 NOISE = (0.05, 0.1, 0.2, 0.3)
@@ -108,7 +108,10 @@ def test_ranking_equals_exact_cosine_over_the_scanned_libraries(small, fmnist, m
     for query in fmnist.x_test[:6]:
         result = small.search(query, k=20, mode=mode)
         emb = small.embedder.forward_one(query.astype(np.float32)[..., None])[1]
-        ids, sims = exact_ranking(small, emb, result.searched, 20)
+        # soft answers from the one scanned library its evidence picks; the others rank everything scanned
+        answered = [result.hits[0].category] if mode == "soft" else result.searched
+        assert set(answered) <= set(result.searched)
+        ids, sims = exact_ranking(small, emb, answered, 20)
         np.testing.assert_allclose([h.similarity for h in result.hits], sims, atol=1e-6)
         assert set(h.id for h in result.hits) == set(ids)
 
@@ -149,12 +152,13 @@ def expected_soft(probs: np.ndarray, threshold: float, most: int) -> list[int]:
     order = [int(c) for c in np.argsort(-probs, kind="stable")]
     if probs[order[0]] >= threshold:
         return order[:1]
-    cumulative = np.cumsum(probs[order[:most]].astype(np.float64))
-    return order[: min(most, int(np.searchsorted(cumulative, threshold)) + 1)]
+    return [c for c in order[:most] if probs[c] >= SOFT_MIN_PROBABILITY]
 
 
 def test_soft_scans_more_libraries_only_when_unsure(small, fmnist):
     probs, _ = small.embedder(fmnist.x_test[:300])
+    # a threshold between this model's sure and unsure answers, whatever its calibration
+    small = Searcher(small.embedder, small.index, soft_threshold=float(np.median(probs.max(1))))
     sure = int(np.flatnonzero(probs.max(1) >= small.soft_threshold)[0])
     unsure = int(np.flatnonzero(probs.max(1) < 0.6)[0])
     result = small.search(fmnist.x_test[sure], k=20, mode="soft")
@@ -162,8 +166,30 @@ def test_soft_scans_more_libraries_only_when_unsure(small, fmnist):
     result = small.search(fmnist.x_test[unsure], k=20, mode="soft")
     assert 1 < len(result.searched) <= small.soft_max_categories
     assert result.searched == expected_soft(result.probabilities, small.soft_threshold, small.soft_max_categories)
-    assert {h.category for h in result.hits} <= set(result.searched)
+    assert len({h.category for h in result.hits}) == 1 and result.hits[0].category in result.searched
     check_ranked(result, 20)
+
+
+def test_soft_follows_a_near_identical_item_into_the_runner_up_library(embedder, gallery, fmnist, tmp_path_factory):
+    """An unsure query whose exact twin is filed under its second-likeliest category: routed
+    search stays in the top category, soft search weighs the twin's evidence and answers from
+    the runner-up's library, with the twin first."""
+    images, labels, emb = gallery
+    probs, q_emb = embedder(fmnist.x_test[:500])
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    best_in_top = np.array([(emb[labels == c] @ e).max() for c, e in zip(probs.argmax(1), q_emb)])
+    # unsure, and no item of the top category so close that a twin could not outweigh it
+    q = int(np.flatnonzero((top2[:, 1] < 0.9) & (top2[:, 0] > 0.1) & (best_in_top < 0.95))[0])
+    runner_up = int(np.argsort(-probs[q])[1])
+    all_emb = np.concatenate([emb, q_emb[q:q + 1]]).astype(np.float32)
+    all_labels = np.concatenate([labels, [runner_up]]).astype(np.int16)
+    searcher = open_searcher(embedder, tmp_path_factory, all_emb, all_labels, all_labels)
+    twin = len(labels)
+    routed = searcher.search(fmnist.x_test[q], k=5, mode="routed")
+    assert twin not in [h.id for h in routed.hits] and routed.hits[0].category == int(probs[q].argmax())
+    soft = searcher.search(fmnist.x_test[q], k=5, mode="soft")
+    assert runner_up in soft.searched
+    assert soft.hits[0].id == twin and {h.category for h in soft.hits} == {runner_up}
 
 
 @pytest.mark.parametrize("k", [1, 7, 20, MAX_K])
