@@ -55,29 +55,6 @@ def build_fashion16(num_classes: int = NUM_CLASSES) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="fashion16")
-class MirrorImage(layers.Layer):
-    """Left-right flip of an NHWC batch, as a layer so it is saved with the model."""
-
-    def call(self, x):
-        return keras.ops.flip(x, axis=2)
-
-
-def mirror_averaged(net: keras.Model) -> keras.Model:
-    """Serve ``net`` on the image and its mirror image, averaging both outputs.
-
-    A garment and its mirror image are the same product, so averaging makes the
-    category and the embedding mirror-invariant (a left-facing shoe finds right-facing
-    ones) and gains a few tenths of a percent of accuracy for one extra batch row.
-    """
-    inputs = keras.Input(net.input_shape[1:], name="image")
-    probs, emb = net(inputs)
-    probs_m, emb_m = net(MirrorImage()(inputs))
-    probs = layers.Average(name="probs")([probs, probs_m])
-    embedding = layers.UnitNormalization(name="embedding")(layers.Add()([emb, emb_m]))
-    return keras.Model(inputs, [probs, embedding], name=f"{net.name}_mirror_avg")
-
-
-@keras.saving.register_keras_serializable(package="fashion16")
 class VGGPreprocess(layers.Layer):
     """keras.applications.vgg16.preprocess_input as a layer, so it is saved with the model."""
 

@@ -1,4 +1,4 @@
-"""The networks: both outputs in one pass, mirror invariance, saving, the VGG-16 option and its weights."""
+"""The networks: both outputs in one pass, saving, the VGG-16 option and its weights."""
 from __future__ import annotations
 
 import time
@@ -9,7 +9,7 @@ import pytest
 
 from app.model import (
     VGG16_NOTOP, Embedder, VGGPreprocess, WeightsUnavailableError, build_fashion16, build_vgg16, keras,
-    mirror_averaged, resolve_vgg16_weights,
+    resolve_vgg16_weights,
 )
 
 
@@ -18,14 +18,14 @@ to_numpy = keras.ops.convert_to_numpy
 
 @pytest.fixture(scope="module")
 def images() -> np.ndarray:
-    """Random garments-to-be: asymmetric, so a mirror image really differs."""
+    """Random garments-to-be."""
     return np.random.default_rng(3).uniform(0, 255, (4, 28, 28, 1)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
-def mirrored_net():
+def net():
     keras.utils.set_random_seed(5)
-    return mirror_averaged(build_fashion16())
+    return build_fashion16()
 
 
 def check_outputs(probs: np.ndarray, embedding: np.ndarray, n: int, classes: int, dim: int) -> None:
@@ -42,22 +42,11 @@ def test_fashion16_gives_probabilities_and_unit_embedding_in_one_call(images):
     check_outputs(to_numpy(outputs[0]), to_numpy(outputs[1]), len(images), 10, 256)
 
 
-def test_mirror_averaged_model_is_mirror_invariant(mirrored_net, images):
-    probs, emb = (to_numpy(o) for o in mirrored_net(images, training=False))
-    probs_m, emb_m = (to_numpy(o) for o in mirrored_net(images[:, :, ::-1], training=False))
-    check_outputs(probs, emb, len(images), 10, 256)
-    np.testing.assert_allclose(emb, emb_m, atol=1e-5)
-    np.testing.assert_allclose(probs, probs_m, atol=1e-6)
-    # The plain network is not invariant, so the wrapper is what makes it so.
-    inner = mirrored_net.get_layer("fashion16")
-    assert not np.allclose(to_numpy(inner(images)[1]), to_numpy(inner(images[:, :, ::-1])[1]), atol=1e-3)
-
-
-def test_keras_file_round_trip_keeps_the_custom_layers(mirrored_net, images, tmp_path):
+def test_keras_file_round_trip_gives_the_same_outputs(net, images, tmp_path):
     path = tmp_path / "net.keras"
-    mirrored_net.save(path)
+    net.save(path)
     loaded = keras.saving.load_model(path, compile=False)
-    for before, after in zip(mirrored_net(images, training=False), loaded(images, training=False)):
+    for before, after in zip(net(images, training=False), loaded(images, training=False)):
         np.testing.assert_allclose(to_numpy(before), to_numpy(after), atol=1e-6)
     embedder = Embedder(path)
     probs, emb = embedder(images)
