@@ -7,4 +7,4 @@ bash scripts/setup.sh
 .venv/bin/python -m app index ensure
 bind="${FASHION16_BIND:-0.0.0.0:${PORT:-8000}}"
 echo "==> Fashion-16 is starting on http://localhost:${bind##*:}/  (Ctrl-C stops it)"
-exec .venv/bin/gunicorn --config gunicorn.conf.py --bind "$bind" wsgi:app
+exec .venv/bin/python -m app serve

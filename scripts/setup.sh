@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install what Fashion-16 needs on Debian/Ubuntu: system packages (only those missing)
-# and the Python packages in .venv. Safe to run again. WITH_BROWSER=1 adds Chromium for the browser test.
+# and the Python packages in .venv. Safe to run again. DEV=1 adds what the tests need (pytest, Selenium, Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(dataset-fashion-mnist)
-[ "${WITH_BROWSER:-0}" = 1 ] && packages+=(chromium chromium-driver)
+[ "${DEV:-0}" = 1 ] && packages+=(chromium chromium-driver)
 # A python3 from elsewhere (pyenv, python.org) is fine: apt's is needed only when none can make a venv.
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3 python3-venv)
 missing=()
@@ -20,6 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-echo "==> pip install -r requirements.txt (into .venv)"
+requirements=requirements.txt
+[ "${DEV:-0}" = 1 ] && requirements=requirements-dev.txt
+echo "==> pip install -r $requirements (into .venv)"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
+.venv/bin/python -m pip install -q -r "$requirements"

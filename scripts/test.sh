@@ -2,5 +2,5 @@
 # Set up (Chromium included, for the browser test) and run the whole test-suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WITH_BROWSER=1 bash scripts/setup.sh
+DEV=1 bash scripts/setup.sh
 exec .venv/bin/python -m pytest -q "$@"
