@@ -29,9 +29,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train import train, train_vgg16
 
-    train(Path(args.out), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    if args.backbone == "fashion16":
+        train(Path(args.out), epochs=args.epochs or 16, batch_size=args.batch_size or 128, seed=args.seed)
+        return 0
+    if not args.data:
+        raise ValueError("--backbone vgg16 needs --data DIR: photos sorted into sub-folders named after categories")
+    train_vgg16(Path(args.out), Path(args.data), weights=args.vgg_weights, input_size=args.input_size,
+                epochs=args.epochs or 5, batch_size=args.batch_size or 32, seed=args.seed)
     return 0
 
 
@@ -143,10 +149,13 @@ def cmd_photo_study(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench import render_report, run_bench
 
-    run_bench(quick=args.quick, json_path=args.json)
-    return 0
+    if args.report_only:
+        render_report(args.report_only, args.report_dir or "docs")
+        return 0
+    results = run_bench(quick=args.quick, json_path=args.json, report_dir=args.report_dir)
+    return 1 if results.get("errors") else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -189,8 +198,15 @@ def parser() -> argparse.ArgumentParser:
 
     sp = add("train", cmd_train, "train the Fashion-16 CNN, write the model, its card and curves")
     sp.add_argument("--out", default=str(config.DEFAULT_MODEL), help="model file to write")
-    sp.add_argument("--epochs", type=int, default=16)
-    sp.add_argument("--batch-size", type=int, default=128)
+    sp.add_argument("--backbone", choices=("fashion16", "vgg16"), default="fashion16",
+                    help="fashion16: the paper's CNN on Fashion-MNIST; vgg16: ImageNet VGG-16 + head for photos")
+    sp.add_argument("--data", help="vgg16: folder of photos in sub-folders named after categories")
+    sp.add_argument("--vgg-weights", default="imagenet",
+                    help="vgg16: a local vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, or imagenet "
+                         "(the Keras cache, downloaded if absent)")
+    sp.add_argument("--input-size", type=int, default=224, help="vgg16: input width and height")
+    sp.add_argument("--epochs", type=int, help="default 16 (fashion16), 5 (vgg16)")
+    sp.add_argument("--batch-size", type=int, help="default 128 (fashion16), 32 (vgg16)")
     sp.add_argument("--seed", type=int, default=16)
 
     index = add("index", None, "build, describe or verify a gallery index")
@@ -245,6 +261,10 @@ def parser() -> argparse.ArgumentParser:
     sp = add("bench", cmd_bench, "benchmarks: search core, HTTP, indexing, quality by bits, the paper's tables")
     sp.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes (CI smoke run)")
     sp.add_argument("--json", metavar="PATH", help="write the results here")
+    sp.add_argument("--report-dir", metavar="DIR",
+                    help="write benchmarks.md, benchmarks.json and the plots here (default: docs/ for full runs; "
+                         "quick runs write no report unless given)")
+    sp.add_argument("--report-only", metavar="JSON", help="only render the report from a saved run's JSON")
     return p
 
 

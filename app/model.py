@@ -83,7 +83,8 @@ def resolve_vgg16_weights(weights: str | None) -> str | None:
             f"VGG-16 ImageNet weights are not in the Keras cache ({cached}) and could not be "
             f"downloaded ({type(exc).__name__}). On a machine with internet run:\n"
             f"  curl -L -o {VGG16_NOTOP} {VGG16_URL}\n"
-            f"then pass --vgg-weights PATH/{VGG16_NOTOP} or copy it to {cached.parent}/."
+            f"then pass `--vgg-weights PATH/{VGG16_NOTOP}` to `python -m app train --backbone vgg16`, "
+            f"or copy the file to {cached.parent}/."
         ) from exc
 
 
