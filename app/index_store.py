@@ -103,10 +103,20 @@ def _checked(group: h5py.Group, name: str, data: np.ndarray) -> None:
                          compression="lzf" if name == "images" else None)
 
 
+def remove_stale_temp_files(path: Path) -> None:
+    """Delete temp files that writers killed mid-write (their process is gone) left beside ``path``."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            tmp.unlink(missing_ok=True)
+
+
 def write_index(index: GalleryIndex, path: str | Path) -> Path:
     """Write atomically: a crash or error mid-write leaves any existing file untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if Path("/proc/self").exists():  # Linux: we can tell a dead writer's leftovers from a live one's
+        remove_stale_temp_files(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:

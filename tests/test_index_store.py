@@ -128,6 +128,11 @@ def test_killed_writer_leaves_the_old_file_intact(tmp_path):
     assert_same_index(read_index(path, model_sha256=SHA), synthetic_index(seed=3))
     with pytest.raises(IndexStoreError):  # the torn temp file is not a usable index
         read_index(tmp)
+    # The next write clears the dead writer's leftover, but not a file a live process may be writing.
+    alive = tmp_path / f".g.h5.tmp-{os.getppid()}"
+    alive.write_bytes(b"in progress")
+    write_index(synthetic_index(seed=5), path)
+    assert not tmp.exists() and alive.exists()
 
 
 @pytest.fixture()
