@@ -1,10 +1,12 @@
 """The pages in real headless Chromium: upload, results, "more like this", phone width.
 
-Also saves the README screenshot (docs/screenshot-results.png). Skipped only where
-Debian's chromium / chromium-driver are not installed; CI installs them.
+Saves a screenshot of the results page: to the test's temp folder, or over the README's
+docs/screenshot-results.png with UPDATE_SCREENSHOT=1 (so test runs leave the tree clean).
+Skipped only where Debian's chromium / chromium-driver are not installed; CI installs them.
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -82,7 +84,7 @@ def check_results_page(driver) -> None:
     assert all(loaded), loaded
 
 
-def test_upload_then_more_like_this(browser, base_url, query_file):
+def test_upload_then_more_like_this(browser, base_url, query_file, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
 
@@ -96,8 +98,8 @@ def test_upload_then_more_like_this(browser, base_url, query_file):
 
     check_results_page(browser)
     assert browser.find_element(By.ID, "query-heading").text.startswith("Looks like")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOT))
+    screenshot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / SCREENSHOT.name
+    assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
 
     first = tiles(browser)[0].find_element(By.TAG_NAME, "a")
     item_url = first.get_attribute("href")
