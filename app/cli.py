@@ -114,9 +114,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def show_and_save(text: str, report: dict, json_path: str | None) -> int:
+    """Print a long job's summary and, when asked, write its JSON report."""
+    from .evaluate import write_report
+
+    print(text)
+    if json_path:
+        write_report(report, json_path)
+        print(f"wrote {json_path}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import load_fashion_mnist
-    from .evaluate import evaluate, summary, write_report
+    from .evaluate import evaluate, summary
     from .indexer import ensure_index
     from .model import Embedder
     from .search import Searcher
@@ -124,16 +135,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     embedder = Embedder(args.model)
     searcher = Searcher(embedder, ensure_index(embedder, args.index))
     report = evaluate(searcher, load_fashion_mnist(), k=args.k, limit=args.limit)
-    print(summary(report))
-    if args.json:
-        write_report(report, args.json)
-        print(f"wrote {args.json}")
-    return 0
+    return show_and_save(summary(report), report, args.json)
 
 
 def cmd_photo_study(args: argparse.Namespace) -> int:
     from .data import load_fashion_mnist
-    from .evaluate import write_report
     from .model import Embedder
     from .photo_study import run_study, summary
 
@@ -141,11 +147,7 @@ def cmd_photo_study(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be between 1 and 10000, got {args.n}")
     data = load_fashion_mnist()
     report = run_study(Embedder(args.model), data.x_test[:args.n], data.y_test[:args.n], seed=args.seed)
-    print(summary(report))
-    if args.json:
-        write_report(report, args.json)
-        print(f"wrote {args.json}")
-    return 0
+    return show_and_save(summary(report), report, args.json)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
