@@ -1,0 +1,42 @@
+"""How big each section runs: the full profile for the committed report, a quick one for CI.
+
+The full profile is sized to finish in under 30 minutes on the 2-core reference machine;
+the quick one in under 2 minutes. Tests build an even smaller profile of their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TABLE_BITS = 256   # the code length the served index uses; Tables 3 and 4 and the goals read this row
+K = 20             # results per query, as the paper returns
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    core_n: tuple[int, ...]           # synthetic gallery sizes for the search-core section
+    core_bits: tuple[int, ...]
+    core_queries: int                 # single-query samples per method (bounded by core_seconds too)
+    core_batches: int                 # batches of 64 queries for the throughput figure
+    core_seconds: float               # time budget per method and figure
+    http_requests: int                # sequential requests from one client
+    http_seconds: float               # duration of the concurrent run
+    index_images: int                 # images indexed from scratch (Fashion-MNIST training set)
+    gallery: int                      # gallery size for quality and the paper's tables
+    queries: int                      # Fashion-MNIST test images used as queries
+    quality_bits: tuple[int, ...] = (32, 64, 128, 256, 512)
+    table2_steps: int = 6             # gallery sizes gallery/steps, 2*gallery/steps, ..., gallery
+    http_clients: int = 8
+    use_default_index: bool = True    # serve the default 60k index (else a temporary one of `gallery` items)
+
+    def __post_init__(self) -> None:
+        if TABLE_BITS not in self.quality_bits or TABLE_BITS not in self.core_bits:
+            raise ValueError(f"{TABLE_BITS} bits must be among quality_bits and core_bits")
+
+
+FULL = Profile("full", core_n=(10_000, 100_000, 1_000_000), core_bits=(64, 256), core_queries=300, core_batches=10,
+               core_seconds=5.0, http_requests=500, http_seconds=30.0, index_images=60_000, gallery=60_000,
+               queries=10_000)
+QUICK = Profile("quick", core_n=(10_000, 50_000), core_bits=(64, 256), core_queries=60, core_batches=2,
+                core_seconds=0.5, http_requests=60, http_seconds=3.0, index_images=10_000, gallery=6_000,
+                queries=200, use_default_index=False)

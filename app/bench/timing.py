@@ -1,0 +1,78 @@
+"""Measuring helpers shared by the sections: latency percentiles, throughput, resident memory.
+
+Every loop is bounded by a count *and* a time budget, so one slow baseline (a NumPy scan
+of a million codes) cannot stretch the whole run; the number of samples taken is
+reported next to each figure so a reader can judge it.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+WARMUP = 3
+
+
+def summarise_ms(samples_ms: Sequence[float]) -> dict[str, float | int]:
+    """p50/p99/mean of a list of milliseconds (the shape every latency figure takes in the JSON)."""
+    arr = np.asarray(samples_ms, np.float64)
+    if not len(arr):
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan"), "samples": 0}
+    return {"p50_ms": round(float(np.percentile(arr, 50)), 4), "p99_ms": round(float(np.percentile(arr, 99)), 4),
+            "mean_ms": round(float(arr.mean()), 4), "samples": int(len(arr))}
+
+
+def time_each(fn: Callable[[Any], Any], items: Sequence[Any], max_seconds: float) -> list[float]:
+    """Milliseconds of ``fn(item)`` per item, after a short warm-up, until the items or the budget run out."""
+    for item in items[:WARMUP]:
+        fn(item)
+    out: list[float] = []
+    deadline = time.perf_counter() + max_seconds
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        end = time.perf_counter()
+        out.append(1000 * (end - start))
+        if end > deadline:
+            break
+    return out
+
+
+def throughput(fn: Callable[[Any], Any], batches: Sequence[Any], batch_size: int, max_seconds: float) -> float:
+    """Items per second of ``fn(batch)`` over whole batches (at least one), within the budget."""
+    fn(batches[0])
+    done, start = 0, time.perf_counter()
+    for batch in batches:
+        fn(batch)
+        done += batch_size
+        if time.perf_counter() - start > max_seconds:
+            break
+    return round(done / (time.perf_counter() - start), 1)
+
+
+def settled_rss() -> int:
+    """This process's RSS after garbage collection and handing freed heap pages back to the OS.
+
+    Without the trim, memory freed by an earlier, larger configuration can still count as
+    resident and make the next measurement's difference meaningless.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the plain RSS is the best there is
+        pass
+    return rss_bytes()
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size of a process now (Linux /proc), 0 where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
