@@ -82,7 +82,10 @@ class Searcher:
         self.row_category = np.repeat(np.arange(len(libs), dtype=np.int16), [len(lib) for lib in libs])
         self.embeddings = np.concatenate([lib.embeddings for lib in libs])
         codes = np.concatenate([lib.codes for lib in libs])
-        self.engines = [make_hamming_index(codes[a:b], engine) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        for lib, a, b in zip(libs, self.offsets[:-1], self.offsets[1:]):
+            # The libraries become views of the flat arrays, so embeddings are held once, not twice.
+            lib.ids, lib.codes, lib.embeddings = self.ids[a:b], codes[a:b], self.embeddings[a:b]
+        self.engines = [make_hamming_index(lib.codes, engine) for lib in libs]
         self.all_engine = make_hamming_index(codes, engine)
         self.engine = self.all_engine.engine
 
