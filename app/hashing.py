@@ -59,11 +59,6 @@ def hamming(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(c, q)).sum(axis=1, dtype=np.int32)
 
 
-def hamming_similarity(distance: np.ndarray | int, bits: int) -> np.ndarray:
-    """Map Hamming distance to [0, 1]: 1 for identical codes."""
-    return 1.0 - np.asarray(distance, np.float32) / bits
-
-
 def cosine_similarity(query: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
     """Cosine of unit vectors mapped to [0, 1] (clipped: float16 storage can overshoot 1 by a hair)."""
     sims = np.asarray(embeddings, np.float32) @ np.asarray(query, np.float32).ravel()

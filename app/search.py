@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .hamming_index import make_hamming_index
+from .hashing import cosine_similarity
 from .index_store import GalleryIndex, read_index
 from .model import Embedder
 from .preprocess import load_upload, prepare
@@ -163,7 +164,7 @@ class Searcher:
         searched = self.categories_to_search(probs, mode)
         dist, rows = self._scan(code, searched, max(self.candidates, k))
         t2 = time.perf_counter()
-        sims = np.clip(self.embeddings[rows].astype(np.float32) @ emb.ravel(), 0.0, 1.0)
+        sims = cosine_similarity(emb, self.embeddings[rows])
         if mode == "soft" and len(searched) > 1:
             keep = self.row_category[rows] == self._best_supported(probs, sims, rows, searched)
             dist, rows, sims = dist[keep], rows[keep], sims[keep]
