@@ -20,7 +20,8 @@ from ..progress import Progress
 from ..search import Searcher
 from .profile import TABLE_BITS, K, Profile
 from .synthetic import SPLITS, Generator, SyntheticSet, synthetic_searcher
-from .timing import WARMUP, settled_rss, summarise_ms, throughput, time_each
+from ..evaluate import summarise_ms
+from .timing import WARMUP, settled_rss, throughput, time_each
 
 BATCH = 64
 BASELINE_SPLIT = "uniform"

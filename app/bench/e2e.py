@@ -27,7 +27,8 @@ import numpy as np
 from ..config import ROOT
 from ..progress import Progress
 from ..web.imaging import png_bytes
-from .timing import rss_bytes, summarise_ms
+from ..evaluate import summarise_ms
+from .timing import rss_bytes
 
 BOUNDARY = "fashion16-bench-boundary"
 HEADERS = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..evaluate import PAPER, lsh_recall
 from ..index_store import GalleryIndex
 from ..indexer import assemble
 from ..search import Searcher
-from .anchors import PAPER
 from .features import FEATURES, FeatureEmbedder, compute
 from .profile import TABLE_BITS, K
-from .quality import Workload, lsh_recall, mode_stats
+from .quality import Workload, mode_stats
 
 PRECISION = f"precision_at_{K}"
 TABLE_MODES = ("routed", "direct")
@@ -34,7 +34,7 @@ def served_row(quality_rows: list[dict]) -> dict:
 
 def summary(precision: dict[str, float], latency: dict[str, dict], recall: float | None) -> dict:
     """One table row's figures: precision and time per mode, LSH recall of the routed search."""
-    out: dict = {"lsh_recall_at_20": recall}
+    out: dict = {f"lsh_recall_at_{K}": recall}
     for mode in TABLE_MODES:
         out[f"{PRECISION}_{mode}"] = precision[mode]
         out[f"mean_query_ms_{mode}"] = latency[mode]["mean_ms"]
@@ -45,7 +45,7 @@ def summary(precision: dict[str, float], latency: dict[str, dict], recall: float
 def measured(searcher: Searcher, work: Workload, query_emb: np.ndarray | None = None) -> dict:
     """Both modes measured on ``searcher``; LSH recall too when the query features are given."""
     stats = {m: mode_stats(searcher, work, m) for m in TABLE_MODES}
-    recall = lsh_recall(searcher, work, query_emb) if query_emb is not None else None
+    recall = lsh_recall(searcher, work.query_probs, query_emb, K) if query_emb is not None else None
     return summary({m: s["precision"] for m, s in stats.items()}, stats, recall)
 
 

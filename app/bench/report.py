@@ -166,7 +166,7 @@ def paper_section(results: dict) -> str:
            fmt(r[f"precision_at_{K}_routed"], ".4f"), fmt(r[f"precision_at_{K}_direct"], ".4f"),
            fmt(r["mean_query_ms_routed"]), fmt(r["mean_query_ms_direct"])] for r in p.get("table2", [])]
     t3 = [[r["feature"], r["dim"], fmt(r[f"precision_at_{K}_routed"], ".4f"), fmt(r[f"precision_at_{K}_direct"], ".4f"),
-           fmt(r["lsh_recall_at_20"], ".4f"), fmt(r["mean_query_ms_routed"])] for r in p.get("table3", [])]
+           fmt(r[f"lsh_recall_at_{K}"], ".4f"), fmt(r["mean_query_ms_routed"])] for r in p.get("table3", [])]
     t4 = [[r["mode"], fmt(r[f"precision_at_{K}"], ".4f"), fmt(r["paper_precision"], ".4f"), fmt(r["mean_query_ms"]),
            fmt(r["paper_query_ms"], ",.0f"), fmt(r["core_mean_ms"], ".3f")] for r in p.get("table4", [])]
     return "\n\n".join([

@@ -13,18 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 
 WARMUP = 3
-
-
-def summarise_ms(samples_ms: Sequence[float]) -> dict[str, float | int]:
-    """p50/p99/mean of a list of milliseconds (the shape every latency figure takes in the JSON)."""
-    arr = np.asarray(samples_ms, np.float64)
-    if not len(arr):
-        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan"), "samples": 0}
-    return {"p50_ms": round(float(np.percentile(arr, 50)), 4), "p99_ms": round(float(np.percentile(arr, 99)), 4),
-            "mean_ms": round(float(arr.mean()), 4), "samples": int(len(arr))}
 
 
 def time_each(fn: Callable[[Any], Any], items: Sequence[Any], max_seconds: float) -> list[float]:
