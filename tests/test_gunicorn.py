@@ -10,7 +10,6 @@ import importlib
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from app.bench.e2e import free_port
 from app.web.imaging import png_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +45,6 @@ def dockerfile() -> list[tuple[str, str]]:
 
 def docker_cmd() -> list[str]:
     return json.loads(next(args for op, args in dockerfile() if op == "CMD"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def multipart(fields: dict[str, str], filename: str, data: bytes) -> tuple[bytes, str]:
