@@ -67,3 +67,11 @@ def web_app(model_path, small_index_path):
 @pytest.fixture()
 def client(web_app):
     return web_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def query_png(fmnist) -> bytes:
+    """A Fashion-MNIST test image (not in any gallery) as an uploaded PNG."""
+    from app.web.imaging import png_bytes
+
+    return png_bytes(fmnist.x_test[0])

@@ -21,12 +21,6 @@ from app.search import MAX_K
 from app.web.imaging import png_bytes
 
 
-@pytest.fixture(scope="module")
-def query_png(fmnist) -> bytes:
-    """A Fashion-MNIST test image (not in the gallery) as an uploaded PNG."""
-    return png_bytes(fmnist.x_test[0])
-
-
 def encoded(fmt: str, size: tuple[int, int] = (64, 64)) -> bytes:
     rng = np.random.default_rng(0)
     buf = io.BytesIO()

@@ -24,7 +24,6 @@ import pytest
 from flask import Flask
 
 from app.bench.e2e import free_port
-from app.web.imaging import png_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOT_SECONDS = 180  # each worker loads TensorFlow and the model; CI machines can be slow
@@ -92,11 +91,6 @@ def server(cmd: list[str], env: dict[str, str], log: Path):
             proc.kill()
             raise
     assert code == 0, f"unclean exit {code}:\n{log.read_text()}"
-
-
-@pytest.fixture(scope="module")
-def query_png(fmnist) -> bytes:
-    return png_bytes(fmnist.x_test[0])
 
 
 @pytest.fixture()

@@ -11,17 +11,11 @@ from PIL import Image
 
 from app import create_app
 from app.index_store import read_index, write_index
-from app.web.imaging import png_bytes
 from app.web.service import StartupError
 from app.web.settings import from_env
 
 TILE = re.compile(rb'<li class="tile">')
 EXTERNAL = re.compile(rb'(?:src|href|action)="(?:https?:)?//')
-
-
-@pytest.fixture(scope="module")
-def query_png(fmnist) -> bytes:
-    return png_bytes(fmnist.x_test[1])
 
 
 def post_form(client, data: bytes, filename: str = "garment.png", mode: str = "routed"):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..index_store import index_summary
 from ..search import MAX_K, MODES
 from .queries import parse_k, parse_mode, search_upload
 from .service import service
@@ -22,7 +21,7 @@ def search() -> Response:
 def health() -> Response:
     """Liveness and identity: which model and index this process serves (no filesystem paths)."""
     svc = service()
-    summary = index_summary(svc.searcher.index)
+    summary = svc.index_info
     return jsonify({
         "status": "ok",
         "model": {"sha256": svc.searcher.embedder.sha256, "file": svc.model_path.name},

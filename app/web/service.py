@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from flask import Flask, current_app
 
-from ..index_store import IndexStoreError
+from ..index_store import IndexStoreError, index_summary
 from ..search import Searcher
 from .imaging import png_bytes
 
@@ -29,6 +29,7 @@ class SearchService:
 
     def __init__(self, searcher: Searcher, model_path: Path, index_path: Path):
         self.searcher, self.model_path, self.index_path = searcher, model_path, index_path
+        self.index_info = index_summary(searcher.index)  # the index never changes while the process runs
         self.gallery_png = lru_cache(maxsize=PNG_CACHE_ITEMS)(self._encode_item)
 
     @property
