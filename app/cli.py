@@ -32,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train, train_vgg16
 
     if args.backbone == "fashion16":
-        train(Path(args.out), epochs=args.epochs or 16, batch_size=args.batch_size or 128, seed=args.seed)
+        train(Path(args.out), epochs=args.epochs or 20, batch_size=args.batch_size or 128, seed=args.seed)
         return 0
     if not args.data:
         raise ValueError("--backbone vgg16 needs --data DIR: photos sorted into sub-folders named after categories")
@@ -207,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
                     help="vgg16: a local vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, or imagenet "
                          "(the Keras cache, downloaded if absent)")
     sp.add_argument("--input-size", type=int, default=224, help="vgg16: input width and height")
-    sp.add_argument("--epochs", type=int, help="default 16 (fashion16), 5 (vgg16)")
+    sp.add_argument("--epochs", type=int, help="default 20 (fashion16), 5 (vgg16)")
     sp.add_argument("--batch-size", type=int, help="default 128 (fashion16), 32 (vgg16)")
     sp.add_argument("--seed", type=int, default=16)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.model import (
-    VGG16_NOTOP, Embedder, VGGPreprocess, WeightsUnavailableError, build_fashion16, build_vgg16, keras,
+    VGG16_NOTOP, Embedder, FusedBatchNorm, VGGPreprocess, WeightsUnavailableError, build_fashion16, build_vgg16, keras,
     resolve_vgg16_weights,
 )
 
@@ -54,6 +54,27 @@ def test_keras_file_round_trip_gives_the_same_outputs(net, images, tmp_path):
     np.testing.assert_allclose(emb[0], one_emb, atol=1e-5)
     np.testing.assert_allclose(probs[0], one_probs, atol=1e-6)
     assert embedder.input_shape == (28, 28, 1) and embedder.embedding_dim == 256 and embedder.num_classes == 10
+
+
+def test_fused_batch_norm_trains_like_keras_batch_norm():
+    """Same outputs, gradients and moving statistics as Keras' layer, through TensorFlow's fused kernel."""
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(8).normal(2.0, 3.0, (6, 5, 5, 4)), tf.float32)
+    fused, plain = FusedBatchNorm(momentum=0.5), keras.layers.BatchNormalization(momentum=0.5)
+    results = []
+    for layer in (fused, plain):
+        layer.build(x.shape)
+        layer.gamma.assign([0.5, 1.0, 1.5, 2.0])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) * tf.range(4, dtype=tf.float32))
+        results.append([*tape.gradient(loss, [x, layer.gamma, layer.beta]), layer.moving_mean, layer.moving_variance])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=1e-4, atol=1e-3)
+    graph = tf.function(lambda t: fused(t, training=True)).get_concrete_function(x).graph
+    assert any(op.type.startswith("FusedBatchNorm") for op in graph.get_operations())
+    np.testing.assert_allclose(to_numpy(fused(x, training=False)), to_numpy(plain(x, training=False)), atol=1e-5)
 
 
 def test_embedder_refuses_a_missing_file(tmp_path):
