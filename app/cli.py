@@ -32,7 +32,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train, train_vgg16
 
     if args.backbone == "fashion16":
-        train(Path(args.out), epochs=args.epochs or 20, batch_size=args.batch_size or 128, seed=args.seed)
+        train(Path(args.out), epochs=args.epochs or 20, batch_size=args.batch_size or 128, seed=args.seed,
+              limit=args.limit)
         return 0
     if not args.data:
         raise ValueError("--backbone vgg16 needs --data DIR: photos sorted into sub-folders named after categories")
@@ -210,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--epochs", type=int, help="default 20 (fashion16), 5 (vgg16)")
     sp.add_argument("--batch-size", type=int, help="default 128 (fashion16), 32 (vgg16)")
     sp.add_argument("--seed", type=int, default=16)
+    sp.add_argument("--limit", type=int, help="fashion16: only the first N training and test images (a quick check)")
 
     index = add("index", None, "build, describe or verify a gallery index")
     isub = index.add_subparsers(dest="index_command", required=True, metavar="SUBCOMMAND")

@@ -118,3 +118,26 @@ def test_photo_study_writes_its_report(model_path, tmp_path):
     report = json.loads(out.read_text())
     assert report["n"] == 12 and set(report["variants"]) >= {"photo", "on_white", "jpeg"}
     assert "clean" in result.stdout and "photo" in result.stdout
+
+
+def test_train_writes_a_model_its_card_and_curves(fmnist, tmp_path):
+    """A short real run: the saved file serves, and the card describes that very file."""
+    from app.model import Embedder
+
+    out = tmp_path / "quick.keras"
+    result = run_app("train", "--out", out, "--epochs", 2, "--limit", 1200)
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 2/2" in result.stdout and "Done in" in result.stdout
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["epochs"] == 2 and card["training"]["images"] == 1200
+    assert card["training"]["train_seconds"] > 0 and "conv16" in card["architecture"]
+    matrix = np.array(card["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 1200
+    probs, embeddings = Embedder(out)(fmnist.x_test[:1200])
+    assert card["test_accuracy"] == pytest.approx((probs.argmax(1) == fmnist.y_test[:1200]).mean())
+    assert card["test_accuracy"] == pytest.approx(np.trace(matrix) / 1200)
+    assert list(card["per_class_accuracy"]) == list(CLASS_NAMES)
+    assert all(len(card["history"][key]) == 2 for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    with Image.open(out.with_name("quick_history.png")) as curves:
+        assert curves.format == "PNG" and curves.width > 400
