@@ -6,6 +6,8 @@ that every section runs and says what it measured.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ import pytest
 from app.bench import run_bench
 from app.bench.features import hog, intensity_histogram
 from app.bench.profile import Profile
+from app.bench.timing import peak_rss_bytes
 from app.cli import main
+from app.config import ROOT
 from app.preprocess import prepare
 
 TINY = Profile("tiny", core_n=(2_000,), core_bits=(64, 256), core_queries=8, core_batches=1, core_seconds=0.2,
@@ -108,3 +112,12 @@ def test_search_embedding_is_the_tail_of_search(searcher, fmnist):
     assert [h.id for h in tail.hits] == [h.id for h in full.hits]
     assert set(tail.timings_ms) == {"hash", "scan", "rerank"}
     assert list(full.timings_ms) == ["preprocess", "forward", "hash", "scan", "rerank", "total"]
+
+
+def test_peak_memory_of_a_child_is_its_own_not_its_parents():
+    """The indexing build runs in a child of the (large) benchmark process; its peak must not include ours."""
+    ballast = np.ones(64 * 2**20)  # 512 MB, touched, in this parent
+    child = subprocess.run([sys.executable, "-c", "from app.bench.timing import peak_rss_bytes; print(peak_rss_bytes())"],
+                           cwd=ROOT, capture_output=True, text=True, check=True)
+    assert 0 < int(child.stdout) < 256 * 2**20 < ballast.nbytes
+    assert peak_rss_bytes() >= ballast.nbytes

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import ROOT
+from .timing import peak_rss_bytes
 
 
 def build(model: Path, images: int, out: Path) -> dict:
@@ -37,7 +37,7 @@ def build(model: Path, images: int, out: Path) -> dict:
     return {"images": len(index), "load_seconds": round(loaded - start, 2), "build_seconds": round(built - loaded, 2),
             "write_seconds": round(written - built, 2), "items_per_s": round(len(index) / (written - loaded), 1),
             "forward_items_per_s": index.meta["items_per_s"], "file_bytes": out.stat().st_size,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            "peak_rss_bytes": peak_rss_bytes()}
 
 
 def run_indexing(model: Path, images: int) -> dict:
