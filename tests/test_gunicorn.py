@@ -9,11 +9,8 @@ import fnmatch
 import importlib
 import json
 import os
-import shlex
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +20,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app.bench.e2e import free_port
+from app.bench.e2e import Server, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOT_SECONDS = 180  # each worker loads TensorFlow and the model; CI machines can be slow
@@ -71,18 +68,9 @@ def server(cmd: list[str], env: dict[str, str], log: Path):
     cmd = [c.replace("{port}", str(port)) for c in cmd]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + BOOT_SECONDS
-        while True:
-            assert proc.poll() is None, f"{shlex.join(cmd)} exited with {proc.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"no /api/health after {BOOT_SECONDS} s:\n{log.read_text()}"
-            try:
-                get_json(base + "/api/health", timeout=2)
-                break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.5)
-        yield base
+        wait_ready(Server(port, proc), log, BOOT_SECONDS)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         try:

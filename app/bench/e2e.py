@@ -64,9 +64,9 @@ def server_processes(pid: int) -> list[int]:
     return [pid, *(int(c) for c in children)]
 
 
-def wait_ready(server: Server, log: Path) -> None:
+def wait_ready(server: Server, log: Path, seconds: float = READY_SECONDS) -> None:
     """Poll the health endpoint until a worker answers; a server that dies shows its log."""
-    deadline = time.monotonic() + READY_SECONDS
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with status {server.process.returncode}:\n{log.read_text()[-3000:]}")
@@ -78,7 +78,7 @@ def wait_ready(server: Server, log: Path) -> None:
         except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.25)
-    raise RuntimeError(f"gunicorn did not answer /api/health within {READY_SECONDS:.0f} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"gunicorn did not answer /api/health within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @contextmanager
