@@ -1,7 +1,7 @@
 """Fashion-16: search clothing catalogs by photo.
 
 ``create_app`` is the Flask application factory (the Flask tutorial's pattern). Flask and
-the model stack are imported inside it so the command line (``python -m app ...``) does not
+the catalogs are imported inside it so the command line (``python -m app ...``) does not
 pay for the web layer it never uses.
 """
 from __future__ import annotations
@@ -11,23 +11,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
+    from .settings import Settings
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the web app; ``config`` overrides the settings read from FASHION16_* variables.
 
-    The model and index are loaded here, once per process, and a missing or mismatched
-    one stops the app with a log line naming the command that builds it.
+def create_app(settings: Settings | None = None, config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app from ``settings`` (default: FASHION16_* variables); ``config`` overrides Flask keys.
+
+    The catalogs (models and stores) are loaded here, once per process; a missing or
+    mismatched one stops the app with a log line naming the command that builds it.
     """
     from flask import Flask
 
     from . import web
-    from .config import ROOT
-    from .web.settings import from_env
+    from .settings import ROOT
+    from .settings import Settings as _Settings
 
+    settings = settings or _Settings.from_env()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
-    app.config.from_mapping(from_env())
+    app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_upload_bytes, MAX_PIXELS=settings.max_pixels,
+                            IMAGE_MAX_AGE=settings.image_max_age, SETTINGS=settings)
     if config:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # keep the API's documented key order (category before results)
-    web.init_app(app)
+    web.init_app(app, settings)
     return app

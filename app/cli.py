@@ -1,7 +1,9 @@
-"""The command line: data, train, index build/info/verify, search, evaluate, photo-study, bench, serve.
+"""The command line: data, train, convert, index build/ensure/info/verify, search, evaluate, photo-study,
+bench, serve.
 
-Every command has ``--help``. Known failures (missing data, model or index, a bad
-image) print one clear line and exit with status 2 instead of a traceback.
+Each ``cmd_*`` is a thin adapter: it reads its arguments, calls the stage that does the
+work, and prints. Every command has ``--help``. Known failures (missing data, model or
+store, a bad image or setting) print one clear line and exit with status 2.
 """
 from __future__ import annotations
 
@@ -10,13 +12,36 @@ import json
 import sys
 from pathlib import Path
 
-from . import config
+from .settings import ROOT, Settings
+
+CATALOG_HELP = "catalog name: photos, fashion-mnist, or one built from your own folder"
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def resolve_model(spec: str, s: Settings) -> Path:
+    """A model by name (models/NAME.tflite) or by path (.tflite or .keras)."""
+    from .catalog import model_path
+
+    path = Path(spec)
+    return path if path.suffix in (".tflite", ".keras") else model_path(s, spec)
+
+
+def resolve_store(args: argparse.Namespace, s: Settings) -> Path:
+    from .catalog import store_path
+
+    return Path(args.store) if args.store else store_path(s, args.catalog)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .data import CLASS_NAMES, candidate_dirs, load_fashion_mnist
+    from .fashion_mnist import CLASS_NAMES, candidate_dirs, load_fashion_mnist
+    from .photo_dataset import CLASS_NAMES as PHOTO_CLASSES
+    from .photo_dataset import ROOT as PHOTOS_ROOT
+    from .photo_dataset import SPLITS, load_photos
 
     print("Looking in: " + ", ".join(str(d) for d in candidate_dirs()) + ", then the Keras cache/download")
     data = load_fashion_mnist(download=not args.no_download)
@@ -25,88 +50,133 @@ def cmd_data(args: argparse.Namespace) -> int:
     train_counts, test_counts = np.bincount(data.y_train, minlength=10), np.bincount(data.y_test, minlength=10)
     for c, name in enumerate(CLASS_NAMES):
         print(f"  {c} {name:<12} train {train_counts[c]:>5}  test {test_counts[c]:>5}")
+    splits = {split: load_photos(split) for split in SPLITS}
+    print(f"Clothing photos in {PHOTOS_ROOT}: " + ", ".join(f"{len(p)} {s}" for s, p in splits.items()))
+    for c, name in enumerate(PHOTO_CLASSES):
+        counts = "  ".join(f"{s} {int((p.labels == c).sum()):>4}" for s, p in splits.items())
+        print(f"  {c} {name:<12} {counts}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train, train_vgg16
+    if args.backbone == "vgg16":
+        from .training.vgg16 import train_vgg16
 
-    if args.backbone == "fashion16":
-        train(Path(args.out), epochs=args.epochs or 20, batch_size=args.batch_size or 128, seed=args.seed,
-              limit=args.limit)
+        if not args.data:
+            raise ValueError("--backbone vgg16 needs --data DIR: photos sorted into sub-folders named after categories")
+        train_vgg16(Path(args.out or ROOT / "models" / "vgg16.keras"), Path(args.data), weights=args.vgg_weights,
+                    input_size=args.input_size, epochs=args.epochs or 5, batch_size=args.batch_size or 32,
+                    seed=args.seed)
         return 0
-    if not args.data:
-        raise ValueError("--backbone vgg16 needs --data DIR: photos sorted into sub-folders named after categories")
-    train_vgg16(Path(args.out), Path(args.data), weights=args.vgg_weights, input_size=args.input_size,
-                epochs=args.epochs or 5, batch_size=args.batch_size or 32, seed=args.seed)
+    if args.catalog == "photos":
+        from dataclasses import replace
+
+        from .training.photos import PhotoRecipe, train_photos
+
+        recipe = PhotoRecipe()
+        recipe = replace(recipe, epochs=args.epochs or recipe.epochs, batch_size=args.batch_size or recipe.batch_size,
+                         seed=args.seed if args.seed is not None else recipe.seed)
+        train_photos(Path(args.out or ROOT / "models" / "photos.keras"), recipe, weights_file=args.weights,
+                     limit=args.limit)
+        return 0
+    from .training.fashion16 import train
+
+    train(Path(args.out or ROOT / "models" / "fashion16.keras"), epochs=args.epochs or 20,
+          batch_size=args.batch_size or 128, seed=16 if args.seed is None else args.seed, limit=args.limit)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .training.convert import convert
+
+    out = convert(args.model, args.out)
+    print(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
-    from .index_store import write_index
-    from .indexer import build_index, open_gallery
-    from .model import Embedder
+    from .catalog import BUILTIN
+    from .indexer import build_store
+    from .runtime import open_model
+    from .sources import open_source
+    from .store import write_store
 
-    embedder = Embedder(args.model)
-    gallery = open_gallery(args.gallery)
-    index = build_index(embedder, gallery, bits=args.bits, seed=args.seed, batch_size=args.batch_size)
-    path = write_index(index, args.out)
-    skipped = getattr(gallery, "skipped", [])
-    for rel, why in skipped[:10]:
+    s = settings()
+    spec = BUILTIN.get(args.catalog)
+    gallery = args.gallery or (spec.source if spec else None)
+    if gallery is None:
+        raise ValueError(f"catalog {args.catalog!r} is not built in: give its photos with --gallery DIR")
+    model = open_model(resolve_model(args.model or (spec.model if spec else "photos"), s), threads=args.threads)
+    source = open_source(gallery)
+    store = build_store(model, source, args.catalog, bits=args.bits, seed=args.seed)
+    path = write_store(store, resolve_store(args, s))
+    for rel, why in source.skipped[:20]:
         print(f"skipped {rel}: {why}", file=sys.stderr)
-    print(f"Wrote {path}: {len(index)} items, {index.bits} bits, {index.meta['items_per_s']:,.0f} images/s"
-          + (f", {len(skipped)} unreadable files skipped" if skipped else ""))
+    if len(source.skipped) > 20:
+        print(f"... and {len(source.skipped) - 20} more unreadable files", file=sys.stderr)
+    build = store.manifest.build
+    print(f"Wrote {path}: catalog {args.catalog}, {len(store)} items, {store.bits} bits, model {model.path.name}, "
+          f"{build['items_per_s']:,.0f} images/s"
+          + (f", {len(source.skipped)} unreadable files skipped" if source.skipped else ""))
     return 0
 
 
 def cmd_index_ensure(args: argparse.Namespace) -> int:
-    from .index_store import index_summary
-    from .indexer import ensure_index
-    from .model import Embedder
+    from .catalog import BUILTIN
+    from .indexer import ensure_builtin
 
-    index = ensure_index(Embedder(args.model), args.index, bits=args.bits)
-    print(f"{args.index}: ready ({index_summary(index)['items']} items, {index.bits} bits)")
+    s = settings()
+    for name in args.catalog or list(BUILTIN):
+        path, built = ensure_builtin(name, s, bits=args.bits)
+        print(f"{name}: {path} {'built' if built else 'ready'}")
     return 0
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
-    from .index_store import index_summary, read_index
+    from .store import read_store, summary
 
-    info = index_summary(read_index(args.index), Path(args.index))
+    path = resolve_store(args, settings())
+    info = summary(read_store(path), path)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{args.index}: {info['items']} items from {info['source']}, {info['bits']} bits, "
+    print(f"{path}: catalog {info['catalog']}, {info['items']} items from {info['source']}, {info['bits']} bits, "
           f"{info['embedding_dim']}-d embeddings, {info['file_mb']:.1f} MB, built {info['created']}")
-    print(f"model sha256 {info['model_sha256'][:16]}...")
+    print(f"model {info['model']['file']} (sha256 {info['model']['sha256'][:16]}...)")
     for c in info["categories"]:
-        print(f"  {c['name']:<12} {c['items']:>7} items in {c['buckets']:>6} buckets "
-              f"(largest {c['largest_bucket']})")
+        print(f"  {c['name']:<14} {c['items']:>7} items")
     return 0
 
 
 def cmd_index_verify(args: argparse.Namespace) -> int:
-    from .index_store import read_index, verify_codes
-    from .model import file_sha256
+    from .runtime import file_sha256
+    from .store import read_store, verify_codes
 
-    index = read_index(args.index, model_sha256=file_sha256(args.model) if args.model else None)
-    verify_codes(index)
-    print(f"{args.index}: OK ({len(index)} items, {index.bits} bits"
-          + (", matches the model" if args.model else "") + ")")
+    s = settings()
+    path = resolve_store(args, s)
+    store = read_store(path)
+    model = s.models_dir / store.manifest.model_file
+    if not model.is_file():
+        raise FileNotFoundError(f"{path} names model {model}, which is missing")
+    store = read_store(path, model_sha256=file_sha256(model))
+    verify_codes(store)
+    print(f"{path}: OK ({len(store)} items, {store.bits} bits, matches {model.name})")
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import Searcher
+    from .catalog import open_catalog
+    from .schema import result_json
 
-    searcher = Searcher.open(args.model, args.index)
-    result = searcher.search(Path(args.image).read_bytes(), k=args.k, mode=args.mode)
-    payload = searcher.payload(result)
+    s = settings()
+    catalog = open_catalog(resolve_store(args, s), s)
+    result = catalog.search(Path(args.image).read_bytes(), k=args.k, mode=args.mode, max_pixels=s.max_pixels)
+    payload = result_json(catalog, result)
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
     cat = payload["category"]
-    print(f"{cat['name']} ({cat['probability']:.1%}); also " + ", ".join(
+    print(f"{catalog.title}: {cat['name']} ({cat['probability']:.1%}); also " + ", ".join(
         f"{c['name']} {c['probability']:.1%}" for c in payload["top_categories"][1:]))
     for rank, r in enumerate(payload["results"], 1):
         where = f"  {r['path']}" if "path" in r else ""
@@ -117,66 +187,70 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def show_and_save(text: str, report: dict, json_path: str | None) -> int:
     """Print a long job's summary and, when asked, write its JSON report."""
-    from .evaluate import write_report
+    from .reports import write_json
 
     print(text)
     if json_path:
-        write_report(report, json_path)
+        write_json(report, json_path)
         print(f"wrote {json_path}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_fashion_mnist
-    from .evaluate import evaluate, summary
-    from .indexer import ensure_index
-    from .model import Embedder
-    from .search import Searcher
+    from .catalog import open_catalog
+    from .indexer import ensure_builtin
 
-    embedder = Embedder(args.model)
-    searcher = Searcher(embedder, ensure_index(embedder, args.index))
-    report = evaluate(searcher, load_fashion_mnist(), k=args.k, limit=args.limit)
+    s = settings()
+    if args.catalog not in ("photos", "fashion-mnist"):
+        raise ValueError(f"evaluate knows the photos and fashion-mnist catalogs, not {args.catalog!r}")
+    path, _ = ensure_builtin(args.catalog, s)
+    catalog = open_catalog(path, s)
+    if args.catalog == "fashion-mnist":
+        from .evaluation.fashion_mnist import evaluate, summary
+        from .fashion_mnist import load_fashion_mnist
+
+        report = evaluate(catalog, load_fashion_mnist(), k=args.k, limit=args.limit)
+    else:
+        from .evaluation.photos import evaluate, summary
+
+        report = evaluate(catalog, k=args.k, limit=args.limit, seed=args.seed)
     return show_and_save(summary(report), report, args.json)
 
 
 def cmd_photo_study(args: argparse.Namespace) -> int:
-    from .data import load_fashion_mnist
-    from .model import Embedder
-    from .photo_study import run_study, summary
+    from .evaluation.photo_study import run_study, summary
+    from .fashion_mnist import load_fashion_mnist
+    from .runtime import open_model
 
     if not 1 <= args.n <= 10000:
         raise ValueError(f"--n must be between 1 and 10000, got {args.n}")
     data = load_fashion_mnist()
-    report = run_study(Embedder(args.model), data.x_test[:args.n], data.y_test[:args.n], seed=args.seed)
+    model = open_model(resolve_model(args.model, settings()))
+    report = run_study(model, data.x_test[:args.n], data.y_test[:args.n], seed=args.seed)
     return show_and_save(summary(report), report, args.json)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import render_report, run_bench
-
-    if args.report_only:
-        render_report(args.report_only, args.report_dir or "docs")
-        return 0
-    results = run_bench(quick=args.quick, json_path=args.json, report_dir=args.report_dir)
-    return 1 if results.get("errors") else 0
+    """The benchmarks live beside the package (bench/, with their own requirements), not inside it."""
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError as exc:
+        raise FileNotFoundError(f"the benchmarks are not part of this installation ({exc}); run them from a "
+                                f"checkout of the repository: `python -m bench --help`") from None
+    return bench_main(args.bench_args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Replace this process with gunicorn running wsgi:app under the shipped gunicorn.conf.py."""
-    import os
+    from .serving import serve
 
-    # Absolute paths: gunicorn --chdir moves to the repository root before loading the app.
-    os.environ.update({"FASHION16_MODEL": str(Path(args.model).resolve()),
-                       "FASHION16_INDEX": str(Path(args.index).resolve())})
+    s = settings()
     if args.bind:
-        os.environ["FASHION16_BIND"] = args.bind
+        s = s.with_(bind=args.bind)
     if args.workers:
-        os.environ["FASHION16_WORKERS"] = str(args.workers)
-    argv = [sys.executable, "-m", "gunicorn", "--config", str(config.ROOT / "gunicorn.conf.py"),
-            "--chdir", str(config.ROOT), "wsgi:app"]
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)
-    return 0  # not reached: execv does not return
+        s = s.with_(workers=args.workers)
+    if args.no_proxy:
+        s = s.with_(proxy=False)
+    return serve(s)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -188,103 +262,99 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
-    def model_arg(sp, required=True):
-        sp.add_argument("--model", default=str(config.model_path()) if required else None,
-                        help="model file (default: $FASHION16_MODEL or models/fashion16.keras)")
+    def catalog_args(sp, store: bool = True):
+        sp.add_argument("--catalog", default="photos", help=f"{CATALOG_HELP} (default: photos)")
+        if store:
+            sp.add_argument("--store", help="the catalog's store file (default: index_store/NAME.h5)")
 
-    def index_arg(sp, flag="--index"):
-        sp.add_argument(flag, default=str(config.index_path()),
-                        help="index file (default: $FASHION16_INDEX or index_store/fashion_mnist.h5)")
-
-    sp = add("data", cmd_data, "find, verify and describe Fashion-MNIST")
+    sp = add("data", cmd_data, "find, verify and describe Fashion-MNIST and the clothing photos")
     sp.add_argument("--no-download", action="store_true", help="do not try the Keras download")
 
-    sp = add("train", cmd_train, "train the Fashion-16 CNN, write the model, its card and curves")
-    sp.add_argument("--out", default=str(config.DEFAULT_MODEL), help="model file to write")
-    sp.add_argument("--backbone", choices=("fashion16", "vgg16"), default="fashion16",
-                    help="fashion16: the paper's CNN on Fashion-MNIST; vgg16: ImageNet VGG-16 + head for photos")
+    sp = add("train", cmd_train, "train a catalog's model; writes the model, its LiteRT conversion, card and curves")
+    sp.add_argument("--catalog", choices=("photos", "fashion-mnist"), default="photos",
+                    help="photos: fine-tune ImageNet MobileNetV2 on the clothing photos (about 35 min on 2 cores); "
+                         "fashion-mnist: the paper's CNN (about 18 min)")
+    sp.add_argument("--out", help="model file to write (default: models/photos.keras or models/fashion16.keras)")
+    sp.add_argument("--epochs", type=int, help="default 15 (photos), 20 (fashion-mnist), 5 (vgg16)")
+    sp.add_argument("--batch-size", type=int, help="default 32 (photos), 128 (fashion-mnist), 32 (vgg16)")
+    sp.add_argument("--seed", type=int, help="default 16")
+    sp.add_argument("--limit", type=int, help="train on N images only: a quick check of the whole run, "
+                                              "not a model to serve")
+    sp.add_argument("--weights", help="photos: torchvision's mobilenet_v2-b0353104.pth (default: the cache, "
+                                      "else downloaded)")
+    sp.add_argument("--backbone", choices=("vgg16",), help="vgg16: the paper's VGG-16 + head on your own photos")
     sp.add_argument("--data", help="vgg16: folder of photos in sub-folders named after categories")
     sp.add_argument("--vgg-weights", default="imagenet",
                     help="vgg16: a local vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, or imagenet "
                          "(the Keras cache, downloaded if absent)")
     sp.add_argument("--input-size", type=int, default=224, help="vgg16: input width and height")
-    sp.add_argument("--epochs", type=int, help="default 20 (fashion16), 5 (vgg16)")
-    sp.add_argument("--batch-size", type=int, help="default 128 (fashion16), 32 (vgg16)")
-    sp.add_argument("--seed", type=int, default=16)
-    sp.add_argument("--limit", type=int, help="fashion16: only the first N training and test images (a quick check)")
 
-    index = add("index", None, "build, describe or verify a gallery index")
+    sp = add("convert", cmd_convert, "convert a .keras model to the .tflite file serving runs")
+    sp.add_argument("model", help="models/NAME.keras")
+    sp.add_argument("--out", help="default: beside it, NAME.tflite")
+
+    index = add("index", None, "build, check or describe catalog stores (index_store/*.h5)")
     isub = index.add_subparsers(dest="index_command", required=True, metavar="SUBCOMMAND")
-    sp = add("build", cmd_index_build, "hash a gallery into an HDF5 index", isub)
-    sp.add_argument("--gallery", default="fashion-mnist",
-                    help="fashion-mnist (60k training images), fashion-mnist:all (70k) or a folder of images")
+    sp = add("build", cmd_index_build, "run a catalog's photos through its model and write its store", isub)
+    catalog_args(sp)
+    sp.add_argument("--gallery", help="what to index: photos, fashion-mnist, fashion-mnist:all or a folder "
+                                      "(default: the built-in catalog's own)")
+    sp.add_argument("--model", help="model name in models/ or a file (default: the catalog's, photos for folders)")
     sp.add_argument("--bits", type=int, default=256, help="code length, a multiple of 32 in 32-1024")
     sp.add_argument("--seed", type=int, default=0, help="seed of the random hyperplanes")
-    sp.add_argument("--batch-size", type=int, default=1024)
-    index_arg(sp, "--out")
-    model_arg(sp)
-    sp = add("ensure", cmd_index_ensure, "build the default Fashion-MNIST index unless a matching one exists", isub)
+    sp.add_argument("--threads", type=int, default=2, help="inference threads while indexing")
+    sp = add("ensure", cmd_index_ensure, "build the built-in catalogs' stores unless matching ones exist", isub)
+    sp.add_argument("--catalog", action="append", choices=("photos", "fashion-mnist"),
+                    help="only this catalog (repeatable; default: both)")
     sp.add_argument("--bits", type=int, default=256, help="code length when building")
-    index_arg(sp)
-    model_arg(sp)
-    sp = add("info", cmd_index_info, "describe an index: items, bits, buckets per category", isub)
-    index_arg(sp)
+    sp = add("info", cmd_index_info, "describe a catalog store: items per category, model, bits", isub)
+    catalog_args(sp)
     sp.add_argument("--json", action="store_true", help="print JSON")
-    sp = add("verify", cmd_index_verify, "check an index deeply (structure, checksums, codes)", isub)
-    index_arg(sp)
-    model_arg(sp, required=False)
+    sp = add("verify", cmd_index_verify, "check a catalog store deeply (checksums, structure, codes, model)", isub)
+    catalog_args(sp)
 
-    sp = add("search", cmd_search, "search the gallery with an image file")
+    sp = add("search", cmd_search, "search a catalog with an image file")
     sp.add_argument("image", help="JPEG, PNG, WebP or GIF file")
+    catalog_args(sp)
     sp.add_argument("--k", type=int, default=20, help="number of results (1-100)")
     sp.add_argument("--mode", choices=("routed", "direct", "soft"), default="routed")
     sp.add_argument("--json", action="store_true", help="print the API's JSON")
-    model_arg(sp)
-    index_arg(sp)
 
-    sp = add("evaluate", cmd_evaluate, "precision@20, LSH recall and query time on the 10k test images")
+    sp = add("evaluate", cmd_evaluate, "precision@20, LSH and item recall, accuracy and query time on held-out "
+                                       "queries")
+    sp.add_argument("--catalog", choices=("photos", "fashion-mnist"), default="photos",
+                    help="photos: the 372 test photos against train + validation; fashion-mnist: the paper's "
+                         "10k test images against the 60k gallery")
     sp.add_argument("--json", metavar="PATH", help="write the report here")
     sp.add_argument("--k", type=int, default=20)
-    sp.add_argument("--limit", type=int, help="use only the first N test images")
-    model_arg(sp)
-    index_arg(sp)
-
-    sp = add("serve", cmd_serve, "run the web app and API under gunicorn (settings: gunicorn.conf.py)")
-    sp.add_argument("--bind", help="HOST:PORT to listen on (default: $FASHION16_BIND, else 0.0.0.0:$PORT or 8000)")
-    sp.add_argument("--workers", type=int, help="worker processes (default: $FASHION16_WORKERS, else one per CPU)")
-    model_arg(sp)
-    index_arg(sp)
+    sp.add_argument("--limit", type=int, help="use only the first N queries")
+    sp.add_argument("--seed", type=int, default=0, help="photos: seed of the phone-like perturbations")
 
     sp = add("photo-study", cmd_photo_study,
-             "accuracy on photo-like versions of the test images (upscaled, coloured, on white, JPEG...)")
+             "Fashion-MNIST model: accuracy on photo-like versions of the test images (upscaled, coloured, JPEG...)")
     sp.add_argument("--n", type=int, default=1000, help="test images to use (1-10000)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the random photo variations")
     sp.add_argument("--json", metavar="PATH", help="write the report here")
-    model_arg(sp)
+    sp.add_argument("--model", default="fashion16", help="model name or file (default: fashion16)")
 
-    sp = add("bench", cmd_bench, "benchmarks: search core, HTTP, indexing, quality by bits, the paper's tables")
-    sp.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes (CI smoke run)")
-    sp.add_argument("--json", metavar="PATH", help="write the results here")
-    sp.add_argument("--report-dir", metavar="DIR",
-                    help="write benchmarks.md, benchmarks.json and the plots here (default: docs/ for full runs; "
-                         "quick runs write no report unless given)")
-    sp.add_argument("--report-only", metavar="JSON", help="only render the report from a saved run's JSON")
+    sp = add("bench", cmd_bench, "the benchmarks (python -m bench; run from the repository)")
+    sp.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed on, e.g. --quick --json out.json")
+
+    sp = add("serve", cmd_serve, "serve the web app and API: nginx in front of gunicorn (settings: FASHION16_*)")
+    sp.add_argument("--bind", help="HOST:PORT to listen on (default: $FASHION16_BIND, else 0.0.0.0:$PORT or 8000)")
+    sp.add_argument("--workers", type=int, help="gunicorn workers (default: $FASHION16_WORKERS, else one per CPU)")
+    sp.add_argument("--no-proxy", action="store_true", help="gunicorn alone, without nginx in front")
     return p
 
 
 def known_errors() -> tuple[type[Exception], ...]:
-    """Failures that get one line and status 2, imported only once something failed.
+    """Failures that get one line and status 2, imported only once something failed."""
+    from .fashion_mnist import DatasetError
+    from .imaging.decode import ImageRejected
+    from .nets.torch_weights import WeightsUnavailableError
+    from .store import StoreError
 
-    app.model loads TensorFlow (seconds), which `--help` and `index info` never need; only
-    app.model raises WeightsUnavailableError, so it is already loaded whenever that is raised.
-    """
-    from .data import DatasetError
-    from .index_store import IndexStoreError
-    from .preprocess import ImageRejected
-
-    errors = [DatasetError, IndexStoreError, ImageRejected, FileNotFoundError, ValueError]
-    model = sys.modules.get(f"{__package__}.model")
-    return (*errors, model.WeightsUnavailableError) if model else tuple(errors)
+    return (DatasetError, StoreError, ImageRejected, WeightsUnavailableError, FileNotFoundError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

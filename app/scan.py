@@ -1,4 +1,4 @@
-"""The Hamming scan engine: top-n nearest packed codes, by FAISS or by NumPy.
+"""Hamming scanners: the top-n nearest packed codes, by FAISS or by NumPy.
 
 FAISS ``IndexBinaryFlat`` is the engine of record: on 256-bit codes it scans 100k codes
 in ~0.2 ms against ~3.6 ms for a NumPy ``bitwise_count`` scan (same results), which is
@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - exercised only where faiss-cpu is miss
     faiss = None
 
 
-class NumpyHammingIndex:
+class NumpyScanner:
     """Exact Hamming top-n by popcount over all codes (vectorised, no per-item Python)."""
 
     engine = "numpy"
@@ -46,7 +46,7 @@ class NumpyHammingIndex:
         return dist[rows], rows.astype(np.int64)
 
 
-class FaissHammingIndex:
+class FaissScanner:
     """The same contract on FAISS ``IndexBinaryFlat`` (exhaustive, exact Hamming)."""
 
     engine = "faiss"
@@ -67,15 +67,11 @@ class FaissHammingIndex:
         dist, rows = self.index.search(np.ascontiguousarray(query, np.uint8).reshape(1, -1), n)
         return dist[0], rows[0]
 
-    def search_batch(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Many queries at once; FAISS spreads them over its OpenMP threads."""
-        return self.index.search(np.ascontiguousarray(queries, np.uint8), min(n, self.index.ntotal))
 
-
-def make_hamming_index(codes: np.ndarray, engine: str = "auto") -> NumpyHammingIndex | FaissHammingIndex:
+def make_scanner(codes: np.ndarray, engine: str = "auto") -> NumpyScanner | FaissScanner:
     """``auto`` picks FAISS when it is installed; ``numpy`` or ``faiss`` force one."""
     if engine == "numpy" or (engine == "auto" and faiss is None):
-        return NumpyHammingIndex(codes)
+        return NumpyScanner(codes)
     if faiss is None:
         raise RuntimeError("engine 'faiss' asked for, but faiss-cpu is not installed (pip install faiss-cpu)")
-    return FaissHammingIndex(codes)
+    return FaissScanner(codes)

@@ -1,10 +1,11 @@
-"""How much accuracy the upload path loses on photo-like images, variant by variant.
+"""How much accuracy the Fashion-MNIST model's upload path loses on photo-like images, variant by variant.
 
-Real catalog photos cannot be shipped with the project, so photo-like images are made
-from Fashion-MNIST test images: each one undoes a step of how the data set was made
-(upscaled, padded off-centre, coloured, dark garment on a light background, shaded,
-noisy, JPEG) and goes through the real upload path, ``load_upload(bytes)``, and the real
-model. The drop against the untouched test images is what the preprocessing costs.
+The paper's model knows 28x28 silhouettes only, so photo-like images are made from
+Fashion-MNIST test images (real photos are the photo catalog's, see evaluation/photos.py):
+each one undoes a step of how the data set was made (upscaled, padded off-centre,
+coloured, dark garment on a light background, shaded, noisy, JPEG) and goes through the
+real upload path, ``file_input(bytes)``, and the real model. The drop against the
+untouched test images is what the preprocessing costs.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from .model import Embedder
-from .preprocess import load_upload, prepare
+from ..imaging.model_input import file_input
+from ..runtime import InferenceModel
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 MIN_CONTRAST = 90.0  # least luminance gap between garment and background, as on a product photo
@@ -96,29 +97,29 @@ def photo_like(image: np.ndarray, rng: np.random.Generator, pad: bool = False, t
     return out.getvalue()
 
 
-def accuracy(embedder: Embedder, inputs: np.ndarray, labels: np.ndarray) -> float:
-    probs, _ = embedder(inputs)
+def accuracy(model: InferenceModel, inputs: np.ndarray, labels: np.ndarray) -> float:
+    probs, _ = model(inputs)
     return float(np.mean(probs.argmax(1) == labels))
 
 
-def run_variant(embedder: Embedder, images: np.ndarray, labels: np.ndarray, options: dict[str, bool],
+def run_variant(model: InferenceModel, images: np.ndarray, labels: np.ndarray, options: dict[str, bool],
                 seed: int) -> dict:
     """Accuracy of one variant; the same seed for every variant so they differ only in ``options``."""
     rng = np.random.default_rng(seed)
     files = [photo_like(img, rng, **options) for img in images]
     start = time.perf_counter()
-    inputs = np.stack([load_upload(f, embedder.input_shape) for f in files])
+    inputs = np.stack([file_input(f, model.input_shape) for f in files])
     ms = 1000 * (time.perf_counter() - start) / max(len(files), 1)
-    return {"accuracy": accuracy(embedder, inputs, labels), "upload_ms_per_image": round(ms, 2)}
+    return {"accuracy": accuracy(model, inputs, labels), "upload_ms_per_image": round(ms, 2)}
 
 
-def run_study(embedder: Embedder, images: np.ndarray, labels: np.ndarray,
+def run_study(model: InferenceModel, images: np.ndarray, labels: np.ndarray,
               variants: dict[str, dict[str, bool]] | None = None, seed: int = 0) -> dict:
     """Clean accuracy (the test images as they are) and, per variant, accuracy and drop in points."""
-    clean = accuracy(embedder, np.stack([prepare(img, embedder.input_shape) for img in images]), labels)
+    clean = accuracy(model, np.stack([model.prepare(img) for img in images]), labels)
     report = {"n": len(images), "seed": seed, "clean_accuracy": clean, "variants": {}}
     for name, options in (VARIANTS if variants is None else variants).items():
-        result = run_variant(embedder, images, labels, options, seed)
+        result = run_variant(model, images, labels, options, seed)
         result["drop_points"] = round(100 * (clean - result["accuracy"]), 2)
         report["variants"][name] = result
     return report

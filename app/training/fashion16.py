@@ -1,9 +1,6 @@
-"""Training the default Fashion-16 model and writing its model card and curves."""
+"""Training the paper's CNN on Fashion-MNIST: the fashion-mnist catalog's model."""
 from __future__ import annotations
 
-import json
-import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -11,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import CLASS_NAMES, load_fashion_mnist
-from .model import build_fashion16, keras, layers
+from ..fashion_mnist import CLASS_NAMES, load_fashion_mnist
+from ..nets.fashion16 import build_fashion16
+from ..nets.layers import keras, layers
+from .cards import confusion, environment, save_model
 
 
 def _examples(x: np.ndarray, y: np.ndarray):
@@ -51,35 +50,6 @@ def with_augmentation(classifier: keras.Model, seed: int) -> keras.Model:
     return keras.Model(inputs, classifier(flipped), name="train_wrapper")
 
 
-def plot_history(history: dict[str, list[float]], path: Path) -> None:
-    """Loss and accuracy curves, like the paper's Figure 4."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("loss", "train"), ("val_loss", "test")):
-        ax1.plot(epochs, history[key], marker="o", label=label)
-    for key, label in (("accuracy", "train"), ("val_accuracy", "test")):
-        ax2.plot(epochs, history[key], marker="o", label=label)
-    ax1.set(title="Loss", xlabel="epoch")
-    ax2.set(title="Accuracy", xlabel="epoch")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int = 10) -> np.ndarray:
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    return matrix
-
-
 def train(out: Path, epochs: int = 20, batch_size: int = 128, seed: int = 16, peak_lr: float = 3e-3,
           limit: int | None = None) -> dict:
     """Train on all 60k training images with fixed settings; the test set is only watched, as in the paper's Fig. 4.
@@ -111,15 +81,12 @@ def train(out: Path, epochs: int = 20, batch_size: int = 128, seed: int = 16, pe
     ).history
     train_seconds = time.time() - start
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    net.save(out)
     y_pred = classifier.predict(evaluation_set(data.x_test, data.y_test), verbose=0).argmax(1)
     card = model_card(net, out, data, y_pred, history, train_seconds,
                       {"epochs": epochs, "batch_size": batch_size, "seed": seed, "peak_lr": peak_lr})
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    plot_history(history, out.with_name(out.stem + "_history.png"))
+    save_model(net, out, card, history, validation_label="test")
     print(f"Done in {train_seconds / 60:.1f} min: test accuracy {card['test_accuracy']:.4f}; "
-          f"saved {out}, {out.with_suffix('.json')}", flush=True)
+          f"saved {out} and {out.with_suffix('.tflite').name}", flush=True)
     return card
 
 
@@ -146,56 +113,5 @@ def model_card(net: keras.Model, out: Path, data, y_pred: np.ndarray, history: d
         "per_class_accuracy": {CLASS_NAMES[c]: float(matrix[c, c] / matrix[c].sum()) for c in range(10)},
         "confusion_matrix": matrix.tolist(),
         "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.items()},
-        "environment": {"python": platform.python_version(), "keras": keras.__version__,
-                        "machine": platform.machine(), "cpu_count": os.cpu_count(),
-                        "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")},
+        "environment": environment(),
     }
-
-
-def load_labelled_folder(root: Path, input_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Model-ready images and labels of a folder sorted into category sub-folders ("Trouser/", "bag/")."""
-    from .gallery import FolderGallery
-
-    images, labels = [], []
-    for batch in FolderGallery(root).batches(input_shape, 256):
-        known = batch.labels >= 0
-        images.append(batch.images[known])
-        labels.append(batch.labels[known])
-    x, y = np.concatenate(images), np.concatenate(labels)
-    if len(x) == 0:
-        raise ValueError(f"no images under {root} sit in a sub-folder named after a category "
-                         f"({', '.join(CLASS_NAMES)})")
-    return x, y
-
-
-def train_vgg16(out: Path, data_dir: Path, weights: str | None = "imagenet", input_size: int = 224,
-                epochs: int = 5, batch_size: int = 32, seed: int = 16) -> dict:
-    """The paper's VGG-16 option for real-photo catalogs: fit the softmax head on a labelled folder.
-
-    The ImageNet backbone stays frozen, so a few hundred labelled photos per category suffice.
-    """
-    from .model import build_vgg16
-
-    keras.utils.set_random_seed(seed)
-    shape = (input_size, input_size, 3)
-    net = build_vgg16(shape, weights=weights)
-    x, y = load_labelled_folder(Path(data_dir), shape)
-    classifier = keras.Model(net.input, net.outputs[0])
-    classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                       metrics=["accuracy"], jit_compile=False)
-    print(f"Training the VGG-16 head on {len(x)} labelled images from {data_dir}, {epochs} epochs", flush=True)
-    start = time.time()
-    history = classifier.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True,
-                             verbose=1 if sys.stdout.isatty() else 2).history
-    out.parent.mkdir(parents=True, exist_ok=True)
-    net.save(out)
-    card = {"name": out.stem, "file": out.name, "architecture": "VGG-16 (frozen, global average pool) + softmax; "
-            "embedding = unit-normalised 512-d pooled features", "parameters": int(net.count_params()),
-            "inputs": f"{input_size}x{input_size}x3 RGB, 0-255", "class_names": list(CLASS_NAMES),
-            "training": {"images": len(x), "data": str(data_dir), "epochs": epochs, "batch_size": batch_size,
-                         "seed": seed, "weights": weights or "none (random)",
-                         "train_seconds": round(time.time() - start, 1)},
-            "train_accuracy": float(history["accuracy"][-1])}
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"Saved {out}; build its index with `python -m app index build --model {out} --gallery {data_dir}`")
-    return card

@@ -1,10 +1,11 @@
-"""The web layer: HTML pages, the JSON API and gallery images over one Searcher per process."""
+"""The web layer: HTML pages, the JSON API and catalog images over the catalogs one process serves."""
 from __future__ import annotations
 
 from flask import Flask, Response
 
-from . import api, errors, gallery, pages
-from .service import EXTENSION, open_service
+from ..settings import Settings
+from . import api, errors, images, pages
+from .service import EXTENSION, load_service
 
 # Everything is served from this origin (no CDN); previews of chosen files are blob: URLs
 # and the query image on the results page is a data: URL.
@@ -19,10 +20,10 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def init_app(app: Flask) -> None:
-    """Load the search service (or refuse to start), then register routes and error handlers."""
-    app.extensions[EXTENSION] = open_service(app)
-    for blueprint in (pages.bp, api.bp, gallery.bp):
+def init_app(app: Flask, settings: Settings) -> None:
+    """Load the catalogs (or refuse to start), then register routes and error handlers."""
+    app.extensions[EXTENSION] = load_service(app, settings)
+    for blueprint in (pages.bp, api.bp, images.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
     app.after_request(security_headers)

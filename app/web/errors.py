@@ -1,16 +1,17 @@
 """One error path for both front ends: JSON {"error": ...} under /api/, friendly pages elsewhere.
 
 Client mistakes keep their 4xx status (an unusable upload carries its own, see
-preprocess.ImageRejected); only real faults become 500, and those never show internals.
+imaging.decode.ImageRejected); only real faults become 500, and those never show internals.
 """
 from __future__ import annotations
 
 from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, RequestEntityTooLarge
 
-from ..preprocess import ImageRejected
+from ..imaging.decode import ImageRejected
+from ..search import DEFAULT_MODE
 from .pages import render_form
-from .queries import DEFAULT_MODE, upload_limit_mb
+from .requests import upload_limit_mb
 
 API_PREFIX = "/api/"
 FORM_ENDPOINT = "pages.search"
@@ -19,6 +20,9 @@ FORM_ENDPOINT = "pages.search"
 def describe(exc: HTTPException) -> str:
     """A short message for the client, in place of Werkzeug's longer defaults where it helps."""
     if isinstance(exc, RequestEntityTooLarge):
+        limit = request.max_content_length
+        if request.content_length is not None and limit is not None and request.content_length <= limit:
+            return "the form has too many fields or parts; send one image and a few fields"
         return f"the upload is larger than the {upload_limit_mb()} MB limit; choose a smaller image"
     if isinstance(exc, MethodNotAllowed):
         allowed = ", ".join(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS"))
@@ -35,7 +39,8 @@ def respond(status: int, message: str) -> Response:
         response.status_code = status
         return response
     if request.endpoint == FORM_ENDPOINT:
-        return make_response(render_form(error=message, mode=g.get("mode", DEFAULT_MODE)), status)
+        page = render_form(error=message, mode=g.get("mode") or DEFAULT_MODE, catalog=g.get("catalog"))
+        return make_response(page, status)
     return make_response(render_template("error.html", status=status, message=message), status)
 
 
@@ -50,6 +55,20 @@ def handle_rejected_image(exc: ImageRejected) -> Response:
     return respond(exc.status, str(exc))
 
 
+def close_if_body_unread(response: Response) -> Response:
+    """Say ``Connection: close`` when a refused request's body was left unread.
+
+    The server cannot reuse a connection whose request body it did not consume and closes
+    it; announcing that lets keep-alive clients open a new one instead of failing their
+    next request on a dead socket.
+    """
+    has_body = request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "")
+    if response.status_code >= 400 and has_body and not getattr(request.stream, "is_exhausted", True):
+        response.headers["Connection"] = "close"
+    return response
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(ImageRejected, handle_rejected_image)
+    app.after_request(close_if_body_unread)

@@ -4,11 +4,13 @@ Everything works as a plain form post; static/app.js only adds drag-and-drop and
 """
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template, request, url_for
+from flask import Blueprint, g, render_template, url_for
 
-from .imaging import is_small, thumbnail_data_url
-from .queries import DEFAULT_K, DEFAULT_MODE, item_query, parse_mode, run_search, search_upload, upload_limit_mb
-from .service import service
+from ..imaging.display import is_small, thumbnail_data_url
+from ..search import DEFAULT_K, DEFAULT_MODE
+from .requests import field, parse_catalog, parse_mode, upload_limit_mb
+from .searching import item_query, run_search, search_upload
+from .service import catalogs
 
 bp = Blueprint("pages", __name__)
 
@@ -33,33 +35,40 @@ def sentence(message: str) -> str:
     return message[0].upper() + message[1:] + ("" if message[-1] in ".!?" else ".")
 
 
-def render_form(error: str | None = None, mode: str = DEFAULT_MODE) -> str:
+def render_form(error: str | None = None, mode: str = DEFAULT_MODE, catalog: str | None = None) -> str:
     """The upload form, with an error message when re-shown after a bad upload."""
+    served = catalogs()
     return render_template("index.html", modes=MODE_HELP, mode=mode, error=error, k=DEFAULT_K,
-                           max_mb=upload_limit_mb())
+                           max_mb=upload_limit_mb(), catalogs=list(served.values()),
+                           catalog=catalog if catalog in served else served.default)
+
+
+def render_results(result: dict, query: dict, mode: str) -> str:
+    catalog = catalogs()[result["catalog"]]
+    return render_template("results.html", result=result, query=query, mode=mode, modes=MODE_HELP,
+                           catalog=catalog, pixelated=catalog.stores_images and is_small(catalog.model.input_shape))
 
 
 @bp.get("/")
 def index() -> str:
-    return render_form()
+    return render_form(catalog=field("catalog"))
 
 
 @bp.post("/search")
 def search() -> str:
-    g.mode = mode = parse_mode(request.form.get("mode"))  # kept for re-showing the form on errors
-    result, image = search_upload(DEFAULT_K, mode)
+    # kept for re-showing the form, as filled in, if the upload is refused
+    g.mode, g.catalog = parse_mode(field("mode")), field("catalog")
+    catalog = parse_catalog(g.catalog)
+    result, image = search_upload(catalog, DEFAULT_K, g.mode)
     query = {"src": thumbnail_data_url(image), "alt": "Your uploaded image", "pixelated": is_small(image.size)}
-    return render_template("results.html", result=result, query=query, mode=mode, modes=MODE_HELP,
-                           pixelated=service().stores_images)
+    return render_results(result, query, g.mode)
 
 
-@bp.get("/item/<int:item_id>")
-def item(item_id: int) -> str:
-    mode = parse_mode(request.args.get("mode"))
-    image = item_query(item_id)
-    result = run_search(image, DEFAULT_K, mode)
-    pixelated = service().stores_images
-    query = {"src": url_for("gallery.image", item_id=item_id), "alt": f"Catalog item {item_id}",
-             "pixelated": pixelated, "item_id": item_id}
-    return render_template("results.html", result=result, query=query, mode=mode, modes=MODE_HELP,
-                           pixelated=pixelated)
+@bp.get("/item/<catalog>/<int:item_id>")
+def item(catalog: str, item_id: int) -> str:
+    mode = parse_mode(field("mode"))
+    found = parse_catalog(catalog)
+    result = run_search(found, item_query(found, item_id), DEFAULT_K, mode)
+    query = {"src": url_for("images.item", catalog=found.name, item_id=item_id), "alt": f"Catalog item {item_id}",
+             "pixelated": found.stores_images, "item_id": item_id}
+    return render_results(result, query, mode)

@@ -1,0 +1,115 @@
+"""The photo catalog's evaluation: real test photos as queries, catalog photos retaken as a phone would.
+
+- Queries: the 372 test photos, none of them in the catalog (train + validation, 3,409
+  photos). Each is one ``Catalog.search`` of its file's bytes, as an upload would be.
+- Precision@20: share of the 20 results whose known category is the query's, per mode.
+- LSH recall@20: routed hash-and-scan against exact cosine in the same library.
+- Item recall@1 / @20: every catalog photo, changed as a phone photo of the same garment
+  would be (``phone_like``), searched for: is the original first / among the 20?
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from ..catalog import Catalog
+from ..imaging.decode import decode
+from ..photo_dataset import load_photos
+from ..progress import Progress
+from ..search import MODES
+from .metrics import environment, lsh_recall, run_queries
+
+PERTURBATIONS = ("crop to 60-90% of the area", "rotate up to 10 degrees", "brightness, contrast and colour x0.75-1.25",
+                 "blur up to 1.5 px", "rescale to 200-800 px", "JPEG quality 50-90")
+
+
+def phone_like(img: Image.Image, rng: np.random.Generator) -> bytes:
+    """The same garment, photographed again: reframed, tilted, lit and focused differently, recompressed."""
+    img = img.convert("RGB")
+    area = rng.uniform(0.6, 0.9)
+    aspect = rng.uniform(0.85, 1.15)
+    w, h = img.size
+    cw, ch = min(w, round(w * np.sqrt(area * aspect))), min(h, round(h * np.sqrt(area / aspect)))
+    left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    img = img.crop((left, top, left + cw, top + ch))
+    fill = tuple(int(v) for v in np.asarray(img).reshape(-1, 3).mean(0))
+    img = img.rotate(float(rng.uniform(-10, 10)), resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        img = enhancer(img).enhance(float(rng.uniform(0.75, 1.25)))
+    img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.0, 1.5))))
+    scale = float(rng.uniform(200, 800)) / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                     Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=int(rng.integers(50, 91)))
+    return out.getvalue()
+
+
+def item_recall(catalog: Catalog, k: int, limit: int | None, seed: int, mode: str = "routed") -> dict:
+    """Each catalog photo, retaken by ``phone_like``, as a query: is the original first / in the top k?"""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(catalog))[:limit]
+    first, within = [], []
+    progress = Progress(len(rows), f"item recall ({mode})", unit="queries")
+    for row in rows:
+        item_id = int(catalog.store.ids[row])
+        query = phone_like(decode(catalog.item_file(item_id).read_bytes()), rng)
+        ids = catalog.search(query, k=k, mode=mode).ids
+        first.append(len(ids) > 0 and ids[0] == item_id)
+        within.append(item_id in ids)
+        progress.update()
+    progress.close()
+    return {"item_recall_at_1": float(np.mean(first)), f"item_recall_at_{k}": float(np.mean(within)),
+            "item_queries": len(rows)}
+
+
+def evaluate(catalog: Catalog, k: int = 20, limit: int | None = None, seed: int = 0) -> dict:
+    """Queries = the test split (never in the catalog); the catalog = the served photos store."""
+    test = load_photos("test")
+    files = [test.read(i) for i in range(len(test))][:limit]
+    labels = test.labels[:limit]
+    inputs = np.stack([catalog.model.prepare(catalog.model.decode(f, 40_000_000)) for f in files])
+    probs, embeddings = catalog.model(inputs)
+    predicted = probs.argmax(1)
+    report = {
+        "catalog": catalog.name, "queries": len(files), "gallery_items": len(catalog), "k": k,
+        "classifier_accuracy": float(np.mean(predicted == labels)),
+    }
+    per_mode = {}
+    for mode in MODES:
+        stats = run_queries(catalog, files, labels, mode, k)
+        report[f"precision_at_{k}_{mode}"] = stats.pop("precision")
+        report[f"mean_query_ms_{mode}"] = stats.pop("mean_ms")
+        per_mode[mode] = stats
+    report[f"lsh_recall_at_{k}"] = lsh_recall(catalog, probs, embeddings, k)
+    report.update(item_recall(catalog, k, limit, seed))
+    report["per_category"] = [
+        {"category": name, "queries": int((labels == c).sum()),
+         "accuracy": float(np.mean(predicted[labels == c] == c)) if (labels == c).any() else None,
+         "catalog_items": int(catalog.store.offsets[c + 1] - catalog.store.offsets[c])}
+        for c, name in enumerate(catalog.class_names)]
+    report["latency"] = per_mode
+    report["perturbations"] = list(PERTURBATIONS)
+    report["setup"] = {"model": catalog.model.path.name, "runtime": catalog.model.runtime,
+                       "bits": catalog.store.bits, "engine": catalog.engine.engine,
+                       "candidates": catalog.engine.candidates, "soft_routing": vars(catalog.engine.soft),
+                       "seed": seed}
+    report["environment"] = environment()
+    return report
+
+
+def summary(report: dict) -> str:
+    k = report["k"]
+    lines = [f"{report['queries']} test photos against {report['gallery_items']} catalog photos",
+             f"classifier accuracy      {report['classifier_accuracy']:.4f}"]
+    for mode in MODES:
+        lines.append(f"precision@{k} {mode:<7}     {report[f'precision_at_{k}_{mode}']:.4f}   "
+                     f"mean {report[f'mean_query_ms_{mode}']:.2f} ms/query")
+    lines.append(f"LSH recall@{k}            {report[f'lsh_recall_at_{k}']:.4f}")
+    lines.append(f"item recall@1 / @{k}      {report['item_recall_at_1']:.4f} / {report[f'item_recall_at_{k}']:.4f}"
+                 f"   ({report['item_queries']} catalog photos retaken)")
+    lines.append("per category: " + ", ".join(
+        f"{row['category']} {row['accuracy']:.2f}" for row in report["per_category"] if row["accuracy"] is not None))
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Every setting, read from FASHION16_* environment variables once and checked, in one place.
+
+The command line, ``create_app`` and ``gunicorn.conf.py`` all build their configuration
+from ``Settings.from_env()``, so a value means the same everywhere and a typo stops
+startup with one line naming the variable (twelve-factor: one build runs anywhere).
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_CATALOG = "photos"
+
+
+class SettingsError(ValueError):
+    """A FASHION16_* variable has a value that cannot be used."""
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: Path = ROOT / "models"
+    store_dir: Path = ROOT / "index_store"
+    catalogs: tuple[str, ...] = ()          # served catalogs; empty = the built-ins plus every store found
+    default_catalog: str = DEFAULT_CATALOG
+    max_upload_mb: float = 10.0
+    max_pixels: int = 40_000_000
+    image_max_age: int = 86_400             # catalog images change only when a store is rebuilt
+    inference_threads: int = 1              # per worker; workers already spread requests over the CPUs
+    # gunicorn
+    bind: str = "0.0.0.0:8000"
+    workers: int = field(default_factory=cpu_count)
+    threads: int = 2
+    timeout: int = 60
+    log_level: str = "info"
+    access_log: str = "-"
+    # the reverse proxy in front of gunicorn (python -m app serve)
+    proxy: bool = True
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        read = _Reader(env)
+        return cls(
+            models_dir=read.path("FASHION16_MODELS_DIR", cls.models_dir),
+            store_dir=read.path("FASHION16_STORE_DIR", cls.store_dir),
+            catalogs=read.names("FASHION16_CATALOGS"),
+            default_catalog=read.text("FASHION16_DEFAULT_CATALOG", DEFAULT_CATALOG),
+            max_upload_mb=read.positive("FASHION16_MAX_UPLOAD_MB", cls.max_upload_mb, float),
+            max_pixels=read.positive("FASHION16_MAX_PIXELS", cls.max_pixels, int),
+            image_max_age=read.positive("FASHION16_IMAGE_MAX_AGE", cls.image_max_age, int),
+            inference_threads=read.positive("FASHION16_INFERENCE_THREADS", cls.inference_threads, int),
+            bind=read.bind(),
+            workers=read.positive("FASHION16_WORKERS", 0, int) or read.positive("WEB_CONCURRENCY", cpu_count(), int),
+            threads=read.positive("FASHION16_THREADS", cls.threads, int),
+            timeout=read.positive("FASHION16_TIMEOUT", cls.timeout, int),
+            log_level=read.choice("FASHION16_LOG_LEVEL", "info", LOG_LEVELS),
+            access_log=env.get("FASHION16_ACCESS_LOG", "-") or "-",
+            proxy=read.flag("FASHION16_PROXY", True),
+        )
+
+
+class _Reader:
+    """Typed reads of environment variables; every failure names the variable and its value."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def path(self, name: str, default: Path) -> Path:
+        raw = self.raw(name)
+        return Path(raw).expanduser().resolve() if raw else default
+
+    def names(self, name: str) -> tuple[str, ...]:
+        raw = self.raw(name)
+        return tuple(n.strip() for n in raw.split(",") if n.strip()) if raw else ()
+
+    def positive(self, name: str, default: Any, cast: Callable[[str], Any]) -> Any:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        pattern = r"[0-9]+" if cast is int else r"[0-9]+(\.[0-9]*)?|\.[0-9]+"
+        value = cast(raw) if re.fullmatch(pattern, raw) else None  # ASCII digits only: no "1_0", no "１０"
+        if value is None or value <= 0:
+            raise SettingsError(f"{name} must be a positive number, got {raw!r}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        if raw.lower() not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw.lower()
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+
+    def bind(self) -> str:
+        """FASHION16_BIND as HOST:PORT, else 0.0.0.0:$PORT (8000)."""
+        raw = self.raw("FASHION16_BIND")
+        if raw is None:
+            port = self.positive("PORT", 8000, int)
+            raw = f"0.0.0.0:{port}"
+        host, sep, port = raw.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"FASHION16_BIND must be HOST:PORT, got {raw!r}")
+        return raw
