@@ -21,7 +21,7 @@ from .runtime import InferenceModel, open_model
 from .search import DEFAULT_K, DEFAULT_MODE, SearchEngine, SearchResult, SoftRouting, check_query
 from .settings import Settings
 from .sources import resolve_root
-from .store import CatalogStore, StoreError, peek_manifest, read_store
+from .store import CatalogStore, StoreError, peek_manifest, read_store, rebuild_hint
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,21 @@ def open_catalog(path: Path, settings: Settings, models: dict[Path, InferenceMod
     models = {} if models is None else models
     if file not in models:
         if not file.is_file():
-            raise StoreError(f"catalog {manifest.catalog}: its model {file} is missing")
+            trains = "fashion-mnist" if file.stem == BUILTIN["fashion-mnist"].model else "photos"
+            raise StoreError(f"catalog {manifest.catalog}: its model {file} is missing; restore it (it is committed: "
+                             f"`git checkout -- models/`) or train it with `python -m app train --catalog {trains}`")
         models[file] = open_model(file, settings.inference_threads)
     store = read_store(path, model_sha256=models[file].sha256)
+    check_categories(store, models[file].class_names, path)
     return Catalog(name or manifest.catalog, models[file], store, path)
+
+
+def check_categories(store: CatalogStore, model_classes: tuple[str, ...], path: Path) -> None:
+    """A store's category names are its model's (an edited name must never reach users)."""
+    if tuple(store.class_names) != tuple(model_classes):
+        raise StoreError(f"{path}: its categories ({', '.join(store.class_names)}) are not those of its model "
+                         f"{store.manifest.model_file} ({', '.join(model_classes)}); "
+                         f"{rebuild_hint(path, store.manifest)}")
 
 
 class Catalogs(Mapping[str, Catalog]):

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from .search import DEFAULT_MODE, MODES
 from .settings import ROOT, Settings
 
 CATALOG_HELP = "catalog name: photos, fashion-mnist, or one built from your own folder"
@@ -149,7 +150,9 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def cmd_index_verify(args: argparse.Namespace) -> int:
-    from .runtime import file_sha256
+    from .catalog import check_categories
+    from .files import file_sha256
+    from .runtime import card_path
     from .store import read_store, verify_codes
 
     s = settings()
@@ -159,6 +162,7 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
     if not model.is_file():
         raise FileNotFoundError(f"{path} names model {model}, which is missing")
     store = read_store(path, model_sha256=file_sha256(model))
+    check_categories(store, tuple(json.loads(card_path(model).read_text())["class_names"]), path)
     verify_codes(store)
     print(f"{path}: OK ({len(store)} items, {store.bits} bits, matches {model.name})")
     return 0
@@ -317,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("image", help="JPEG, PNG, WebP or GIF file")
     catalog_args(sp)
     sp.add_argument("--k", type=int, default=20, help="number of results (1-100)")
-    sp.add_argument("--mode", choices=("routed", "direct", "soft"), default="routed")
+    sp.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     sp.add_argument("--json", action="store_true", help="print the API's JSON")
 
     sp = add("evaluate", cmd_evaluate, "precision@20, LSH and item recall, accuracy and query time on held-out "

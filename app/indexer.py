@@ -54,7 +54,8 @@ def ensure_builtin(name: str, settings: Settings, bits: int = 256) -> tuple[Path
     is replaced; (path, whether it was built) is returned.
     """
     from .catalog import BUILTIN, model_path, store_path
-    from .runtime import file_sha256, open_model
+    from .files import file_sha256
+    from .runtime import open_model
     from .sources import open_source
     from .store import StoreError, read_store, write_store
 

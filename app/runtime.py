@@ -12,7 +12,6 @@ records it and refuses any other model.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from functools import cached_property
@@ -21,19 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .files import file_sha256
 from .imaging.decode import decode
 from .imaging.model_input import decode_side, model_input
 
 SERVING_SUFFIX = ".tflite"
 TRAINING_SUFFIX = ".keras"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def card_path(model_path: Path) -> Path:

@@ -105,7 +105,7 @@ class FolderSource:
     subdirs: tuple[str, ...] = ()
     kind: str = "folder"
     max_pixels: int = 40_000_000
-    files: list[Path] = field(init=False)
+    files: list[Path] | None = None  # default: every image file found under root (or its subdirs)
     skipped: list[tuple[str, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -113,8 +113,9 @@ class FolderSource:
         if not self.root.is_dir():
             raise FileNotFoundError(f"photo folder not found: {self.root}")
         tops = [self.root / d for d in self.subdirs] or [self.root]
-        self.files = sorted(p for top in tops for p in top.rglob("*")
-                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if self.files is None:
+            self.files = sorted(p for top in tops for p in top.rglob("*")
+                                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.files:
             raise FileNotFoundError(f"no JPEG/PNG/WebP/GIF images under {self.root}")
 

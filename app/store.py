@@ -16,21 +16,21 @@ Layout (format 2)::
 
 Everything, the manifest included, is a dataset with a Fletcher-32 checksum, so a flipped
 byte anywhere is refused on read; nothing is kept in HDF5 attributes, which carry no
-checksum. Files are written whole to an unnamed temporary file (Linux O_TMPFILE) that only
-gets a name when complete, so a killed writer leaves nothing behind, and an existing file is
-replaced in one rename.
+checksum. Files are built in memory and written atomically (app/files.py): a killed writer
+leaves nothing behind, and an existing file is replaced in one rename.
 """
 from __future__ import annotations
 
 import json
-import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .files import write_atomically
 from .hashing import Hasher, check_bits
 
 FORMAT_VERSION = 2
@@ -162,54 +162,9 @@ def _file_image(store: CatalogStore) -> bytes:
         return f.id.get_file_image()
 
 
-def write_store(store: CatalogStore, path: str | Path) -> Path:
-    """Write atomically: until the final rename nothing has the name ``path``, and a crash leaves no file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path)
-    data = _file_image(store)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
-    except (AttributeError, OSError):  # no O_TMPFILE (not Linux, or the file system lacks it)
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        named = True
-    else:
-        named = False
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            if not named:  # linkat(AT_SYMLINK_FOLLOW) gives the finished file a name (a dir fd forces linkat)
-                os.link(f"/proc/self/fd/{f.fileno()}", tmp, src_dir_fd=dir_fd, follow_symlinks=True)
-        os.replace(tmp, path)
-        os.fsync(dir_fd)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def remove_stale_temp_files(path: Path) -> None:
-    """Delete temp files that writers killed mid-write left beside ``path`` (their process is gone)."""
-    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def write_store(store: CatalogStore, path: str | Path, on_written: Callable[[], None] | None = None) -> Path:
+    """Write atomically (app/files.py): a crash or error mid-write leaves any existing file untouched."""
+    return write_atomically(path, _file_image(store), on_written)
 
 
 # ---------------------------------------------------------------- reading

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what Fashion-16 needs on Debian/Ubuntu: system packages (only those missing)
-# and the Python packages in .venv. Safe to run again. DEV=1 adds what the tests need (pytest, Selenium, Chromium).
+# and the Python packages in .venv. Safe to run again. TRAIN=1 adds TensorFlow (training, conversion);
+# DEV=1 adds everything the tests and benchmarks need (TensorFlow, pytest, Selenium, Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,7 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 requirements=requirements.txt
+[ "${TRAIN:-0}" = 1 ] && requirements=requirements-train.txt
 [ "${DEV:-0}" = 1 ] && requirements=requirements-dev.txt
 echo "==> pip install -r $requirements (into .venv)"
 .venv/bin/python -m pip install -q --upgrade pip

@@ -1,21 +1,29 @@
-"""Shared fixtures: the real data, the committed default model, and a small real index.
+"""Shared fixtures: the real data, the committed models on the serving runtime, and small real stores.
 
-The small index (3,000 Fashion-MNIST training images, built with the committed model)
-keeps tests fast while exercising the same code paths as the 60,000-image default.
+Models load in about a second on LiteRT, so fixtures stay cheap (flaskr's habit) while every
+test uses the real thing: real photos, the committed models, real HDF5 files. The small
+stores (2,000 Fashion-MNIST training images; 40 catalog photos per category) exercise the
+same code paths as the full catalogs.
 """
 from __future__ import annotations
 
+import io
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from app.config import DEFAULT_MODEL
-from app.data import load_fashion_mnist
+from app.catalog import store_path
+from app.fashion_mnist import load_fashion_mnist
+from app.photo_dataset import PhotoSet, load_photos
+from app.settings import ROOT, Settings
 
-SMALL_GALLERY = 3000
+MODELS = ROOT / "models"
+SMALL_FASHION = 2000
+PHOTOS_PER_CATEGORY = 40
 
 
 @pytest.fixture(scope="session")
@@ -24,44 +32,74 @@ def fmnist():
 
 
 @pytest.fixture(scope="session")
-def model_path():
-    assert DEFAULT_MODEL.is_file(), f"the committed default model is missing: {DEFAULT_MODEL}"
-    return DEFAULT_MODEL
+def fashion_model():
+    from app.runtime import LiteRTModel
+
+    return LiteRTModel(MODELS / "fashion16.tflite")
 
 
 @pytest.fixture(scope="session")
-def embedder(model_path):
-    from app.model import Embedder
+def photo_model():
+    from app.runtime import LiteRTModel
 
-    return Embedder(model_path)
+    return LiteRTModel(MODELS / "photos.tflite")
 
 
-@pytest.fixture(scope="session")
-def small_index_path(tmp_path_factory, embedder, fmnist):
-    """A real HDF5 index of the first SMALL_GALLERY training images, filed under their true labels."""
-    from app.index_store import write_index
-    from app.indexer import assemble
-
-    images, labels = fmnist.x_train[:SMALL_GALLERY], fmnist.y_train[:SMALL_GALLERY].astype(np.int16)
-    _, emb = embedder(images)
-    index = assemble(emb, labels, labels, embedder.sha256, bits=256, seed=0, images=images)
-    return write_index(index, tmp_path_factory.mktemp("index") / "small.h5")
+def first_per_category(photos: PhotoSet, n: int) -> PhotoSet:
+    keep = np.concatenate([np.flatnonzero(photos.labels == c)[:n] for c in np.unique(photos.labels)])
+    return PhotoSet(photos.root, tuple(photos.paths[i] for i in keep), photos.labels[keep])
 
 
 @pytest.fixture(scope="session")
-def searcher(embedder, small_index_path):
-    from app.index_store import read_index
-    from app.search import Searcher
-
-    return Searcher(embedder, read_index(small_index_path, model_sha256=embedder.sha256))
+def catalog_photos() -> PhotoSet:
+    """A small photo catalog: the first PHOTOS_PER_CATEGORY training photos of each category."""
+    return first_per_category(load_photos("train"), PHOTOS_PER_CATEGORY)
 
 
 @pytest.fixture(scope="session")
-def web_app(model_path, small_index_path):
-    """The web app on the small index; TESTING lets a server error fail the test instead of becoming a 500."""
+def test_photos() -> PhotoSet:
+    return load_photos("test")
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory, fashion_model, photo_model, fmnist, catalog_photos):
+    """A store folder holding both built-in catalogs, small: what the app, CLI and gunicorn tests serve."""
+    from app.indexer import build_store
+    from app.sources import FolderSource
+    from app.store import Manifest, assemble, write_store
+
+    folder = tmp_path_factory.mktemp("stores")
+    settings = Settings(store_dir=folder)
+    images, labels = fmnist.x_train[:SMALL_FASHION], fmnist.y_train[:SMALL_FASHION].astype(np.int16)
+    _, emb = fashion_model(np.stack([fashion_model.prepare(x) for x in images]))
+    manifest = Manifest(catalog="fashion-mnist", model_file=fashion_model.path.name,
+                        model_sha256=fashion_model.sha256, class_names=fashion_model.class_names,
+                        source="fashion-mnist")
+    write_store(assemble(manifest, emb, labels, labels, images=images), store_path(settings, "fashion-mnist"))
+    files = [catalog_photos.root / p for p in catalog_photos.paths]
+    source = FolderSource(catalog_photos.root, kind="photos", files=files)
+    write_store(build_store(photo_model, source, "photos"), store_path(settings, "photos"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def settings(store_dir) -> Settings:
+    return Settings(store_dir=store_dir, workers=1)
+
+
+@pytest.fixture(scope="session")
+def catalogs(settings):
+    from app.catalog import open_catalogs
+
+    return open_catalogs(settings)
+
+
+@pytest.fixture(scope="session")
+def web_app(settings):
+    """The web app on the small stores; TESTING lets a server error fail the test instead of becoming a 500."""
     from app import create_app
 
-    return create_app({"MODEL_PATH": str(model_path), "INDEX_PATH": str(small_index_path), "TESTING": True})
+    return create_app(settings, {"TESTING": True})
 
 
 @pytest.fixture()
@@ -69,9 +107,19 @@ def client(web_app):
     return web_app.test_client()
 
 
+def png_bytes(image: np.ndarray | Image.Image) -> bytes:
+    out = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(out, "PNG")
+    return out.getvalue()
+
+
 @pytest.fixture(scope="session")
 def query_png(fmnist) -> bytes:
-    """A Fashion-MNIST test image (not in any gallery) as an uploaded PNG."""
-    from app.web.imaging import png_bytes
-
+    """A Fashion-MNIST test image (not in any catalog) as an uploaded PNG."""
     return png_bytes(fmnist.x_test[0])
+
+
+@pytest.fixture(scope="session")
+def query_photo(test_photos) -> bytes:
+    """A real test photo (a pair of shoes, not in the catalog) as uploaded."""
+    return test_photos.read(int(np.flatnonzero(test_photos.labels == 6)[0]))

@@ -1,4 +1,4 @@
-"""The pages in real headless Chromium: upload, results, "more like this", phone width.
+"""The pages in real headless Chromium: a real photo uploaded, results, "more like this", phone width.
 
 Saves a screenshot of the results page: to the test's temp folder, or over the README's
 docs/screenshot-results.png with UPDATE_SCREENSHOT=1 (so test runs leave the tree clean).
@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
-
-from app.web.imaging import png_bytes
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot-results.png"
@@ -53,9 +51,10 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def query_file(fmnist, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("query") / "ankle-boot.png"
-    path.write_bytes(png_bytes(fmnist.x_test[0]))
+def query_file(test_photos, tmp_path_factory) -> Path:
+    """A real phone photo from the test split (not in the catalog): a dress."""
+    path = tmp_path_factory.mktemp("query") / "dress.jpg"
+    path.write_bytes(test_photos.read(int(test_photos.labels.tolist().index(0)) + 2))
     return path
 
 
@@ -93,11 +92,14 @@ def test_upload_then_more_like_this(browser, base_url, query_file, tmp_path):
     browser.find_element(By.ID, "image").send_keys(str(query_file))
     preview = browser.find_element(By.CSS_SELECTOR, "[data-preview]")
     wait(browser).until(lambda d: preview.is_displayed())  # the script's preview of the chosen file
+    browser.find_element(By.CSS_SELECTOR, "input[name=catalog][value=photos]").click()
     browser.find_element(By.CSS_SELECTOR, "input[name=mode][value=routed]").click()
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
     check_results_page(browser)
-    assert browser.find_element(By.ID, "query-heading").text.startswith("Looks like")
+    assert browser.find_element(By.ID, "query-heading").text.startswith("Looks like Dress")
+    assert all("/images/photos/" in img.get_attribute("src")
+               for img in browser.find_elements(By.CSS_SELECTOR, ".tile img"))
     screenshot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / SCREENSHOT.name
     assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
 
@@ -107,14 +109,15 @@ def test_upload_then_more_like_this(browser, base_url, query_file, tmp_path):
     wait(browser).until(EC.url_to_be(item_url))
     check_results_page(browser)
     item_id = item_url.rsplit("/", 1)[1].split("?")[0]
-    assert browser.find_element(By.CSS_SELECTOR, ".query-image").get_attribute("src").endswith(f"/images/{item_id}")
+    query_image = browser.find_element(By.CSS_SELECTOR, ".query-image").get_attribute("src")
+    assert query_image.endswith(f"/images/photos/{item_id}")
 
 
 def test_keyboard_focus_is_visible(browser, base_url):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    browser.get(base_url + "/item/0")
+    browser.get(base_url + "/item/photos/0")
     wait(browser).until(lambda d: len(tiles(d)) == 20)
     link = tiles(browser)[0].find_element(By.TAG_NAME, "a")
     browser.execute_script("arguments[0].focus()", link)
@@ -126,7 +129,7 @@ def test_keyboard_focus_is_visible(browser, base_url):
 def test_phone_width_has_no_sideways_scrolling(browser, base_url):
     browser.set_window_size(390, 844)
     try:
-        for path in ("/", "/item/0"):
+        for path in ("/", "/item/photos/0", "/item/fashion-mnist/0"):
             browser.get(base_url + path)
             overflow = browser.execute_script(
                 "return document.documentElement.scrollWidth - document.documentElement.clientWidth")

@@ -1,26 +1,34 @@
-"""`python -m app` as a user runs it: real processes, the real model and the small real index."""
+"""`python -m app` as a user runs it, in-process (``main(argv)``) where a subprocess is not the point:
+the real models, real photos and real stores."""
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app.cli import parser
-from app.config import ROOT
-from app.data import CLASS_NAMES
-from app.index_store import read_index
+from app.cli import main, parser
+from app.fashion_mnist import CLASS_NAMES
+from app.settings import ROOT
+from app.store import read_store
 
 
-def run_app(*args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def env_stores(monkeypatch, store_dir):
+    """The CLI reads FASHION16_* like every entry point: point it at the small stores."""
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(store_dir))
+    return store_dir
 
 
 def command_paths(p: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -33,111 +41,206 @@ def command_paths(p: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> l
     return found
 
 
-def only_error_line(result: subprocess.CompletedProcess) -> str:
-    """The one `error:` line a known failure prints; TensorFlow's start-up log lines may surround it."""
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
-
-
-def test_every_command_has_help():
+def test_every_command_has_help(capsys):
     paths = [(), *command_paths(parser())]
-    assert {("index", "build"), ("index", "info"), ("index", "verify"), ("search",), ("photo-study",)} <= set(paths)
+    assert {("index", "build"), ("index", "info"), ("index", "verify"), ("search",), ("train",), ("convert",),
+            ("evaluate",), ("serve",)} <= set(paths)
     for path in paths:
-        result = run_app(*path, "--help")
-        assert result.returncode == 0, (path, result.stderr)
-        assert result.stdout.startswith("usage: python -m app" + "".join(f" {p}" for p in path)), path
+        with pytest.raises(SystemExit) as done:
+            main([*path, "--help"])
+        assert done.value.code == 0, path
+        assert capsys.readouterr().out.startswith("usage: python -m app" + "".join(f" {p}" for p in path)), path
 
 
-def test_index_info_describes_the_small_index(small_index_path):
-    text = run_app("index", "info", "--index", small_index_path)
-    assert text.returncode == 0, text.stderr
-    assert "3000 items" in text.stdout and "256 bits" in text.stdout
-    data = run_app("index", "info", "--index", small_index_path, "--json")
-    info = json.loads(data.stdout)
-    assert info["items"] == 3000 and info["bits"] == 256 and len(info["categories"]) == 10
-    assert sum(c["items"] for c in info["categories"]) == 3000
+def test_help_runs_as_a_real_process_without_tensorflow():
+    """The entry point itself: `python -m app --help` answers quickly, loading neither TensorFlow nor a model."""
+    code = "import runpy, sys; sys.argv = ['app', '--help']\ntry: runpy.run_module('app', run_name='__main__')\n" \
+           "except SystemExit: pass\nprint('tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "usage: python -m app" in done.stdout and done.stdout.strip().endswith("False")
 
 
-def test_index_verify_passes_on_the_small_index(small_index_path, model_path):
-    result = run_app("index", "verify", "--index", small_index_path, "--model", model_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{small_index_path}: OK (3000 items, 256 bits, matches the model)"
+def test_index_info_describes_a_store(capsys, env_stores):
+    code, out, _ = run(capsys, "index", "info", "--catalog", "fashion-mnist")
+    assert code == 0 and "catalog fashion-mnist, 2000 items" in out and "256 bits" in out
+    code, out, _ = run(capsys, "index", "info", "--catalog", "photos", "--json")
+    info = json.loads(out)
+    assert info["items"] == 400 and info["model"]["file"] == "photos.tflite" and len(info["categories"]) == 10
+    assert sum(c["items"] for c in info["categories"]) == 400
 
 
-def test_search_json_from_the_environment(small_index_path, model_path, fmnist, tmp_path):
-    image = tmp_path / "query.png"
-    Image.fromarray(fmnist.x_test[0]).save(image)
-    env = {"FASHION16_INDEX": str(small_index_path), "FASHION16_MODEL": str(model_path)}
-    result = run_app("search", image, "--json", "--k", 7, "--mode", "soft", env=env)
-    assert result.returncode == 0, result.stderr
-    payload = json.loads(result.stdout)
-    assert payload["mode"] == "soft" and len(payload["results"]) == 7
-    assert payload["category"]["name"] in CLASS_NAMES
+def test_index_verify_checks_the_store_against_its_model(capsys, env_stores):
+    code, out, _ = run(capsys, "index", "verify", "--catalog", "photos")
+    assert code == 0 and out.strip() == f"{env_stores / 'photos.h5'}: OK (400 items, 256 bits, matches photos.tflite)"
+
+
+def test_verify_refuses_a_store_whose_category_names_were_edited(capsys, env_stores, tmp_path, monkeypatch):
+    from app.store import CatalogStore, Manifest, write_store
+
+    store = read_store(env_stores / "photos.h5")
+    renamed = Manifest(**{**vars(store.manifest), "class_names": ("Bag",) + store.class_names[1:]})
+    fields = {k: getattr(store, k) for k in ("hasher", "ids", "categories", "labels", "codes", "embeddings",
+                                             "images", "paths")}
+    write_store(CatalogStore(manifest=renamed, **fields), tmp_path / "photos.h5")
+    code, _, err = run(capsys, "index", "verify", "--store", tmp_path / "photos.h5")
+    assert code == 2 and "its categories (Bag, Hat" in err and "are not those of its model photos.tflite" in err
+
+
+@pytest.mark.parametrize("catalog, image", [("fashion-mnist", "fashion"), ("photos", "photo")])
+def test_search_json(capsys, env_stores, fmnist, query_photo, tmp_path, catalog, image):
+    path = tmp_path / "query"
+    if image == "fashion":
+        Image.fromarray(fmnist.x_test[0]).save(path, "PNG")
+    else:
+        path.write_bytes(query_photo)
+    code, out, _ = run(capsys, "search", path, "--catalog", catalog, "--json", "--k", 7, "--mode", "soft")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["catalog"] == catalog and payload["mode"] == "soft" and len(payload["results"]) == 7
     sims = [r["similarity"] for r in payload["results"]]
     assert sims == sorted(sims, reverse=True) and all(0 <= s <= 1 for s in sims)
     assert {r["category"] for r in payload["results"]} <= set(payload["searched_categories"])
+    if catalog == "photos":
+        assert payload["category"]["name"] == "Shoes" and all("path" in r for r in payload["results"])
+    code, out, _ = run(capsys, "search", path, "--catalog", catalog, "--k", 3)
+    assert code == 0 and out.count(" similarity ") == 3 and "timings (ms)" in out
 
 
-@pytest.mark.parametrize("command", [("index", "info"), ("search", "query.png")])
-def test_missing_index_is_one_error_line_and_exit_2(command, model_path, tmp_path):
+@pytest.mark.parametrize("command", [("index", "info"), ("search", "query.png"), ("index", "verify")])
+def test_missing_store_is_one_error_line_and_exit_2(capsys, monkeypatch, tmp_path, command):
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path))
     Image.new("L", (28, 28)).save(tmp_path / "query.png")
-    missing = tmp_path / "nowhere.h5"
     args = [tmp_path / a if a.endswith(".png") else a for a in command]
-    result = run_app(*args, "--index", missing, *(["--model", model_path] if "search" in command else []))
-    assert result.returncode == 2
-    line = only_error_line(result)
-    assert line.startswith(f"error: index not found: {missing}") and "python -m app index build" in line
+    code, _, err = run(capsys, *args, "--catalog", "shop")
+    assert code == 2
+    assert err.strip() == (f"error: catalog store not found: {tmp_path / 'shop.h5'}; build it with "
+                           f"`python -m app index build --catalog shop`")
 
 
-def test_folder_gallery_builds_an_index_with_labels_from_folder_names(fmnist, model_path, tmp_path):
-    """Trouser/ and "ankle boot"/ files get those labels, loose files the model's guess; junk is skipped."""
+def test_a_shop_folder_becomes_a_catalog(capsys, monkeypatch, tmp_path, test_photos, settings):
+    """Sub-folders named after categories ("Shoes/", "t-shirts/", "outwear/") label their photos; loose ones
+    are filed by the model's guess; unreadable files are skipped and named; the store is served as a catalog."""
     shop = tmp_path / "shop"
-    for folder, label in (("Trouser", 1), ("ankle boot", 9), (".", 0)):
+    chosen = {"Shoes": 6, "t-shirts": 9, "outwear": 3, ".": 7}
+    for folder, label in chosen.items():
         (shop / folder).mkdir(parents=True, exist_ok=True)
-        for i in np.flatnonzero(fmnist.y_test == label)[:4]:
-            Image.fromarray(255 - fmnist.x_test[i]).convert("RGB").save(shop / folder / f"item{i}.jpg")
+        for i in np.flatnonzero(test_photos.labels == label)[:3]:
+            (shop / folder / f"item{i}.jpg").write_bytes(test_photos.read(int(i)))
     (shop / "broken.jpg").write_text("not a photo")
-    out = tmp_path / "shop.h5"
-    result = run_app("index", "build", "--gallery", shop, "--out", out, "--model", model_path, "--bits", 64)
-    assert result.returncode == 0, result.stderr
-    assert "skipped broken.jpg" in result.stderr and "12 items" in result.stdout
-    index = read_index(out)
-    assert index.source == "folder" and Path(index.root) == shop.resolve() and len(index.paths) == 12
-    labels = dict(zip(index.paths, index.labels.tolist()))
-    assert {labels[p] for p in labels if p.startswith("Trouser/")} == {1}
-    assert {labels[p] for p in labels if p.startswith("ankle boot/")} == {9}
-    assert {labels[p] for p in labels if "/" not in p} == {-1}
+    (shop / "notes.txt").write_text("ignored: not an image file name")
+    stores = tmp_path / "stores"
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(stores))
+    code, out, err = run(capsys, "index", "build", "--catalog", "shop", "--gallery", shop, "--bits", 64)
+    assert code == 0, err
+    assert "skipped broken.jpg: the file is not an image" in err and "12 items" in out and "1 unreadable" in out
+    store = read_store(stores / "shop.h5")
+    assert store.manifest.catalog == "shop" and store.manifest.source == "folder"
+    assert store.manifest.model_file == "photos.tflite" and store.bits == 64
+    labels = dict(zip(store.paths, store.labels.tolist()))
+    names = store.class_names
+    assert {labels[p] for p in labels if p.startswith("Shoes/")} == {names.index("Shoes")}
+    assert {labels[p] for p in labels if p.startswith("t-shirts/")} == {names.index("T-shirt")}
+    assert {labels[p] for p in labels if p.startswith("outwear/")} == {names.index("Outerwear")}
+    assert {labels[p] for p in labels if "/" not in p} == {-1}  # filed under the model's guess
+    for name in ("photos", "fashion_mnist"):
+        shutil.copy(settings.store_dir / f"{name}.h5", stores)
+    code, out, _ = run(capsys, "search", shop / "Shoes" / sorted(p.name for p in (shop / "Shoes").iterdir())[0],
+                       "--catalog", "shop", "--json", "--k", 3)
+    assert code == 0 and json.loads(out)["results"][0]["similarity"] > 0.999
 
 
-def test_photo_study_writes_its_report(model_path, tmp_path):
+def test_built_in_catalog_is_built_from_its_own_source(capsys, monkeypatch, tmp_path):
+    """`index build --catalog fashion-mnist` needs no --gallery: 60,000 images through the LiteRT model."""
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path))
+    code, out, err = run(capsys, "index", "build", "--catalog", "fashion-mnist", "--gallery", "fashion-mnist",
+                         "--bits", 32)
+    assert code == 0, err
+    assert "catalog fashion-mnist, 60000 items, 32 bits, model fashion16.tflite" in out
+    assert "indexing fashion-mnist" in err and "images/s" in err  # progress, then the summary
+    code, out, _ = run(capsys, "index", "ensure", "--catalog", "fashion-mnist", "--bits", 32)
+    assert code == 0 and out.strip().endswith("fashion_mnist.h5 ready")  # a matching store is kept
+
+
+def test_a_folder_source_that_is_not_there_is_one_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path))
+    code, _, err = run(capsys, "index", "build", "--catalog", "shop", "--gallery", tmp_path / "none")
+    assert code == 2 and err.startswith("error: photo folder not found")
+    code, _, err = run(capsys, "index", "build", "--catalog", "shop")
+    assert code == 2 and "give its photos with --gallery DIR" in err
+
+
+def test_photo_study_writes_its_report(capsys, tmp_path):
     out = tmp_path / "study.json"
-    result = run_app("photo-study", "--n", 12, "--json", out, "--model", model_path)
-    assert result.returncode == 0, result.stderr
+    code, text, _ = run(capsys, "photo-study", "--n", 12, "--json", out)
+    assert code == 0
     report = json.loads(out.read_text())
     assert report["n"] == 12 and set(report["variants"]) >= {"photo", "on_white", "jpeg"}
-    assert "clean" in result.stdout and "photo" in result.stdout
+    assert "clean" in text and "photo" in text
 
 
-def test_train_writes_a_model_its_card_and_curves(fmnist, tmp_path):
-    """A short real run: the saved file serves, and the card describes that very file."""
-    from app.model import Embedder
+def test_train_fashion_writes_a_model_its_conversion_card_and_curves(capsys, fmnist, tmp_path):
+    """A short real run: the saved files serve, and the card describes those very files."""
+    from app.files import file_sha256
+    from app.runtime import KerasModel, LiteRTModel
 
     out = tmp_path / "quick.keras"
-    result = run_app("train", "--out", out, "--epochs", 2, "--limit", 1200)
-    assert result.returncode == 0, result.stderr
-    assert "Epoch 2/2" in result.stdout and "Done in" in result.stdout
+    code, text, _ = run(capsys, "train", "--catalog", "fashion-mnist", "--out", out, "--epochs", 2, "--limit", 1200)
+    assert code == 0 and "Epoch 2/2" in text and "Done in" in text
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["epochs"] == 2 and card["training"]["images"] == 1200
     assert card["training"]["train_seconds"] > 0 and "conv16" in card["architecture"]
+    assert card["files"]["serving"]["sha256"] == file_sha256(out.with_suffix(".tflite"))
     matrix = np.array(card["confusion_matrix"])
     assert matrix.shape == (10, 10) and matrix.sum() == 1200
-    probs, embeddings = Embedder(out)(fmnist.x_test[:1200])
-    assert card["test_accuracy"] == pytest.approx((probs.argmax(1) == fmnist.y_test[:1200]).mean())
+    lite = LiteRTModel(out.with_suffix(".tflite"))
+    probs, embeddings = lite(np.stack([lite.prepare(x) for x in fmnist.x_test[:1200]]))
+    assert card["test_accuracy"] == pytest.approx((probs.argmax(1) == fmnist.y_test[:1200]).mean(), abs=1e-3)
     assert card["test_accuracy"] == pytest.approx(np.trace(matrix) / 1200)
     assert list(card["per_class_accuracy"]) == list(CLASS_NAMES)
     assert all(len(card["history"][key]) == 2 for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(KerasModel(out)(lite.prepare(fmnist.x_test[0])[None])[1][0], embeddings[0], atol=1e-4)
     with Image.open(out.with_name("quick_history.png")) as curves:
         assert curves.format == "PNG" and curves.width > 400
+
+
+def test_train_photos_quick_run(capsys, tmp_path):
+    """The photo model's recipe end to end on 40 photos for one epoch: MobileNetV2 with torchvision's ImageNet
+    weights, fine-tuned, saved at the serving size, converted, with its card and curves."""
+    from app.runtime import LiteRTModel
+
+    out = tmp_path / "photos.keras"
+    code, text, _ = run(capsys, "train", "--catalog", "photos", "--out", out, "--epochs", 1, "--limit", 40)
+    assert code == 0 and "Epoch 1/1" in text and "Done in" in text
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["images"] == 40 and card["weights"]["sha256"].startswith("b0353104")
+    assert card["class_names"][3] == "Outerwear" and len(card["confusion_matrix_test"]) == 10
+    model = LiteRTModel(out.with_suffix(".tflite"))
+    assert model.input_shape == (224, 224, 3) and model.embedding_dim == 1280
+    assert out.with_name("photos_history.png").is_file()
+
+
+def test_convert_writes_a_tflite_beside_the_model(capsys, tmp_path):
+    for suffix in (".keras", ".json"):
+        shutil.copy(ROOT / "models" / f"fashion16{suffix}", tmp_path / f"f{suffix}")
+    code, out, _ = run(capsys, "convert", tmp_path / "f.keras")
+    assert code == 0 and out.startswith(f"Wrote {tmp_path / 'f.tflite'}")
+    assert (tmp_path / "f.tflite").read_bytes() == (ROOT / "models" / "fashion16.tflite").read_bytes()
+
+
+def test_bench_is_a_repository_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "--help"])
+    assert done.value.code == 0 and "python -m app bench" in capsys.readouterr().out
+
+
+def test_settings_errors_are_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("FASHION16_MAX_PIXELS", "lots")
+    code, _, err = run(capsys, "index", "info")
+    assert code == 2 and err.strip() == "error: FASHION16_MAX_PIXELS must be a positive number, got 'lots'"
+
+
+def test_unknown_catalog_for_evaluate_is_refused_by_argparse(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--catalog", "shop"])
+    assert done.value.code == 2 and "invalid choice: 'shop'" in capsys.readouterr().err

@@ -1,11 +1,11 @@
-"""SimHash properties, the Hamming popcount against a per-bit reference, and the two scan engines."""
+"""SimHash properties, the Hamming popcount against a per-bit reference, and the two scanners."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from app.hamming_index import FaissHammingIndex, NumpyHammingIndex, make_hamming_index
 from app.hashing import Hasher, check_bits, cosine_similarity, hamming
+from app.scan import FaissScanner, NumpyScanner, make_scanner
 
 BIT_LENGTHS = (32, 64, 96, 256, 1024)  # 32 and 96 take the byte path, the rest the 64-bit word path
 
@@ -116,33 +116,29 @@ def assert_same_top_n(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.
 
 @pytest.mark.parametrize("bits", [32, 64, 256, 1024])
 @pytest.mark.parametrize("n", [1, 10, 200])
-def test_numpy_and_faiss_engines_agree(bits, n):
+def test_numpy_and_faiss_scanners_agree(bits, n):
     codes = random_codes(3000, bits, seed=n + bits)
     queries = random_codes(5, bits, seed=99)
     queries[0] = codes[123]  # an exact hit must come first at distance 0
-    numpy_engine, faiss_engine = NumpyHammingIndex(codes), FaissHammingIndex(codes)
+    numpy_engine, faiss_engine = NumpyScanner(codes), FaissScanner(codes)
     for q in queries:
         assert_same_top_n(numpy_engine.search(q, n), faiss_engine.search(q, n), codes, q)
     for engine in (numpy_engine, faiss_engine):
         dist, rows = engine.search(queries[0], n)
         assert dist[0] == 0 and rows[0] == 123
-    batch_dist, batch_rows = faiss_engine.search_batch(queries, n)
-    for q, d in zip(queries, batch_dist):
-        assert np.array_equal(d, numpy_engine.search(q, n)[0])
-    assert batch_rows.shape == (len(queries), n)
 
 
 @pytest.mark.parametrize("engine", ["numpy", "faiss"])
-def test_engines_handle_n_beyond_size_and_empty_libraries(engine):
+def test_scanners_handle_n_beyond_size_and_empty_libraries(engine):
     codes = random_codes(7, 256)
-    index = make_hamming_index(codes, engine)
+    index = make_scanner(codes, engine)
     assert index.engine == engine and len(index) == 7
     dist, rows = index.search(codes[0], 50)
     assert sorted(rows.tolist()) == list(range(7)) and dist[0] == 0
     assert len(index.search(codes[0], 0)[0]) == 0
-    empty = make_hamming_index(codes[:0], engine)
+    empty = make_scanner(codes[:0], engine)
     assert len(empty) == 0 and len(empty.search(codes[0], 5)[1]) == 0
 
 
 def test_auto_engine_is_faiss_when_installed():
-    assert make_hamming_index(random_codes(3, 64)).engine == "faiss"
+    assert make_scanner(random_codes(3, 64)).engine == "faiss"

@@ -1,8 +1,8 @@
-"""Routed, direct and soft search on small real indexes whose right answers are known.
+"""Routed, direct and soft search on small real catalogs whose right answers are known.
 
-The gallery is 30 real training images per class embedded by the real model; planted
+The catalog is 30 real training images per class embedded by the real model; planted
 near-duplicates of a query (its own embedding plus known noise) give answers whose order
-is fixed by construction. Every Searcher here scans at least as many Hamming candidates
+is fixed by construction. Every engine here scans at least as many Hamming candidates
 as a library holds, so its ranking must equal exact cosine over the scanned libraries.
 """
 from __future__ import annotations
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.index_store import IndexStoreError, read_index, write_index
-from app.indexer import assemble
-from app.search import MAX_K, SOFT_MIN_PROBABILITY, Searcher
+from app.catalog import Catalog
+from app.schema import result_json
+from app.search import MAX_K, SearchEngine, SoftRouting
+from app.store import Manifest, StoreError, assemble, read_store, write_store
 
 PER_CLASS = 30
 NOISE = (0.05, 0.1, 0.2, 0.3)
@@ -32,34 +33,45 @@ def png(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def outputs(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, embeddings) of catalog-style images through the real model."""
+    return model(np.stack([model.prepare(x) for x in images]))
+
+
 @pytest.fixture(scope="module")
-def gallery(embedder, fmnist):
+def gallery(fashion_model, fmnist):
     """(images, labels, embeddings) of the first PER_CLASS training images of each class."""
     ids = np.concatenate([np.flatnonzero(fmnist.y_train == c)[:PER_CLASS] for c in range(10)])
     images, labels = fmnist.x_train[ids], fmnist.y_train[ids].astype(np.int16)
-    return images, labels, embedder(images)[1]
+    return images, labels, outputs(fashion_model, images)[1]
 
 
-def open_searcher(embedder, tmp_path_factory, emb, labels, category, images=None, **kwargs) -> Searcher:
-    """Through a real HDF5 file, as the app does."""
-    kwargs.setdefault("candidates", 512)  # more than the gallery holds: the Hamming stage keeps all
-    index = assemble(emb, labels, category, embedder.sha256, bits=256, seed=0, images=images)
-    path = write_index(index, tmp_path_factory.mktemp("idx") / "g.h5")
-    return Searcher(embedder, read_index(path, model_sha256=embedder.sha256), **kwargs)
+def open_catalog(model, tmp_path_factory, emb, labels, category, images=None, engine: str = "auto",
+                 candidates: int = 512, soft: SoftRouting = SoftRouting()) -> Catalog:
+    """Through a real HDF5 file, as the app does; ``candidates`` beyond the catalog's size keep every item."""
+    manifest = Manifest(catalog="test", model_file=model.path.name, model_sha256=model.sha256,
+                        class_names=model.class_names, source="fashion-mnist")
+    images = np.zeros((len(emb), 28, 28), np.uint8) if images is None else images
+    path = write_store(assemble(manifest, emb, labels, category, images=images),
+                       tmp_path_factory.mktemp("store") / "test.h5")
+    catalog = Catalog("test", model, read_store(path, model_sha256=model.sha256), path)
+    catalog.engine = SearchEngine(catalog.store, engine, candidates, soft)
+    return catalog
 
 
 @pytest.fixture(scope="module")
-def small(embedder, gallery, tmp_path_factory) -> Searcher:
+def small(fashion_model, gallery, tmp_path_factory) -> Catalog:
     images, labels, emb = gallery
-    return open_searcher(embedder, tmp_path_factory, emb, labels, labels, images)
+    return open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images)
 
 
-def exact_ranking(searcher: Searcher, emb: np.ndarray, categories: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_ranking(catalog: Catalog, emb: np.ndarray, categories: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     """(ids, similarities) of the exact-cosine top k over the given libraries, from the stored float16."""
-    rows = np.concatenate([np.arange(searcher.offsets[c], searcher.offsets[c + 1]) for c in categories])
-    sims = np.clip(searcher.embeddings[rows].astype(np.float32) @ emb, 0, 1)
+    store = catalog.store
+    rows = np.concatenate([np.arange(store.offsets[c], store.offsets[c + 1]) for c in categories])
+    sims = np.clip(store.embeddings[rows].astype(np.float32) @ emb, 0, 1)
     top = rows[np.argsort(-sims, kind="stable")[:k]]
-    return searcher.ids[top], np.clip(searcher.embeddings[top].astype(np.float32) @ emb, 0, 1)
+    return store.ids[top], np.clip(store.embeddings[top].astype(np.float32) @ emb, 0, 1)
 
 
 def check_ranked(result, k: int) -> None:
@@ -72,7 +84,7 @@ def check_ranked(result, k: int) -> None:
 @pytest.mark.parametrize("mode", ["routed", "direct", "soft"])
 def test_gallery_image_finds_itself_first(small, gallery, mode):
     images, labels, _ = gallery
-    probs, _ = small.embedder(images)
+    probs, _ = outputs(small.model, images)
     routable = np.flatnonzero(probs.argmax(1) == labels)  # routed search must reach their library
     for i in routable[:: len(routable) // 8][:8]:
         result = small.search(images[i], k=5, mode=mode)
@@ -82,11 +94,12 @@ def test_gallery_image_finds_itself_first(small, gallery, mode):
         check_ranked(result, 5)
 
 
-def test_png_upload_of_a_catalog_item_finds_it_in_the_small_index(searcher, fmnist):
-    probs, _ = searcher.embedder(fmnist.x_train[:50])
+def test_png_upload_of_a_catalog_item_finds_it_in_the_small_catalog(catalogs, fmnist):
+    catalog = catalogs["fashion-mnist"]
+    probs, _ = outputs(catalog.model, fmnist.x_train[:50])
     i = int(np.flatnonzero(probs.argmax(1) == fmnist.y_train[:50])[0])
-    from_bytes = searcher.search(png(fmnist.x_train[i]), k=10)
-    from_array = searcher.search(fmnist.x_train[i], k=10)
+    from_bytes = catalog.search(png(fmnist.x_train[i]), k=10)
+    from_array = catalog.search(fmnist.x_train[i], k=10)
     assert from_bytes.hits[0].id == i and from_bytes.hits[0].similarity > 0.999
     assert [h.id for h in from_bytes.hits] == [h.id for h in from_array.hits]
 
@@ -107,7 +120,7 @@ def test_routed_scans_only_the_predicted_library_and_direct_scans_all(small, fmn
 def test_ranking_equals_exact_cosine_over_the_scanned_libraries(small, fmnist, mode):
     for query in fmnist.x_test[:6]:
         result = small.search(query, k=20, mode=mode)
-        emb = small.embedder.forward_one(query.astype(np.float32)[..., None])[1]
+        emb = small.model.forward_one(query.astype(np.float32)[..., None])[1]
         # soft answers from the one scanned library its evidence picks; the others rank everything scanned
         answered = [result.hits[0].category] if mode == "soft" else result.searched
         assert set(answered) <= set(result.searched)
@@ -117,11 +130,11 @@ def test_ranking_equals_exact_cosine_over_the_scanned_libraries(small, fmnist, m
 
 
 @pytest.fixture(scope="module")
-def planted(embedder, gallery, fmnist, tmp_path_factory):
+def planted(fashion_model, gallery, fmnist, tmp_path_factory):
     """A test image, its predicted class c, and a gallery with its near-duplicates filed under c
     (noise levels NOISE) plus a closer decoy filed under another class."""
     images, labels, emb = gallery
-    probs, q_emb = embedder(fmnist.x_test[:200])
+    probs, q_emb = outputs(fashion_model, fmnist.x_test[:200])
     far = np.max(q_emb @ emb.T, axis=1) < 0.95  # no real gallery item competes with the planted ones
     q = int(np.flatnonzero(far)[0])
     c = int(probs[q].argmax())
@@ -130,10 +143,10 @@ def planted(embedder, gallery, fmnist, tmp_path_factory):
     copies = unit(q_emb[q] + np.array([*NOISE, 0.02])[:, None] * noise)
     decoy_class = (c + 1) % 10
     all_labels = np.concatenate([labels, [c] * len(NOISE) + [decoy_class]]).astype(np.int16)
-    searcher = open_searcher(embedder, tmp_path_factory, np.concatenate([emb, copies]).astype(np.float32),
-                             all_labels, all_labels)
+    catalog = open_catalog(fashion_model, tmp_path_factory, np.concatenate([emb, copies]).astype(np.float32),
+                           all_labels, all_labels)
     planted_ids = list(range(len(labels), len(labels) + len(NOISE)))
-    return searcher, fmnist.x_test[q], c, planted_ids, len(labels) + len(NOISE)
+    return catalog, fmnist.x_test[q], c, planted_ids, len(labels) + len(NOISE)
 
 
 def test_planted_near_duplicates_come_first_in_noise_order(planted):
@@ -148,34 +161,37 @@ def test_planted_near_duplicates_come_first_in_noise_order(planted):
     np.testing.assert_allclose([h.similarity for h in direct.hits[:5]], expected, atol=0.01)
 
 
-def expected_soft(probs: np.ndarray, threshold: float, most: int) -> list[int]:
+def expected_soft(probs: np.ndarray, soft: SoftRouting) -> list[int]:
     order = [int(c) for c in np.argsort(-probs, kind="stable")]
-    if probs[order[0]] >= threshold:
+    if probs[order[0]] >= soft.threshold:
         return order[:1]
-    return [c for c in order[:most] if probs[c] >= SOFT_MIN_PROBABILITY]
+    return [c for c in order[:soft.max_categories] if probs[c] >= soft.min_probability]
 
 
 def test_soft_scans_more_libraries_only_when_unsure(small, fmnist):
-    probs, _ = small.embedder(fmnist.x_test[:300])
+    probs, _ = outputs(small.model, fmnist.x_test[:300])
     # a threshold between this model's sure and unsure answers, whatever its calibration
-    small = Searcher(small.embedder, small.index, soft_threshold=float(np.median(probs.max(1))))
-    sure = int(np.flatnonzero(probs.max(1) >= small.soft_threshold)[0])
+    soft = SoftRouting(threshold=float(np.median(probs.max(1))))
+    small.engine = SearchEngine(small.store, candidates=512, soft=soft)
+    sure = int(np.flatnonzero(probs.max(1) >= soft.threshold)[0])
     unsure = int(np.flatnonzero(probs.max(1) < 0.6)[0])
     result = small.search(fmnist.x_test[sure], k=20, mode="soft")
     assert result.searched == [int(probs[sure].argmax())]
     result = small.search(fmnist.x_test[unsure], k=20, mode="soft")
-    assert 1 < len(result.searched) <= small.soft_max_categories
-    assert result.searched == expected_soft(result.probabilities, small.soft_threshold, small.soft_max_categories)
+    assert 1 < len(result.searched) <= soft.max_categories
+    assert result.searched == expected_soft(result.probabilities, soft)
     assert len({h.category for h in result.hits}) == 1 and result.hits[0].category in result.searched
     check_ranked(result, 20)
+    small.engine = SearchEngine(small.store, candidates=512)
 
 
-def test_soft_follows_a_near_identical_item_into_the_runner_up_library(embedder, gallery, fmnist, tmp_path_factory):
+def test_soft_follows_a_near_identical_item_into_the_runner_up_library(fashion_model, gallery, fmnist,
+                                                                       tmp_path_factory):
     """An unsure query whose exact twin is filed under its second-likeliest category: routed
     search stays in the top category, soft search weighs the twin's evidence and answers from
     the runner-up's library, with the twin first."""
     images, labels, emb = gallery
-    probs, q_emb = embedder(fmnist.x_test[:500])
+    probs, q_emb = outputs(fashion_model, fmnist.x_test[:500])
     top2 = np.sort(probs, axis=1)[:, -2:]
     best_in_top = np.array([(emb[labels == c] @ e).max() for c, e in zip(probs.argmax(1), q_emb)])
     # unsure, and no item of the top category so close that a twin could not outweigh it
@@ -183,11 +199,11 @@ def test_soft_follows_a_near_identical_item_into_the_runner_up_library(embedder,
     runner_up = int(np.argsort(-probs[q])[1])
     all_emb = np.concatenate([emb, q_emb[q:q + 1]]).astype(np.float32)
     all_labels = np.concatenate([labels, [runner_up]]).astype(np.int16)
-    searcher = open_searcher(embedder, tmp_path_factory, all_emb, all_labels, all_labels)
+    catalog = open_catalog(fashion_model, tmp_path_factory, all_emb, all_labels, all_labels)
     twin = len(labels)
-    routed = searcher.search(fmnist.x_test[q], k=5, mode="routed")
+    routed = catalog.search(fmnist.x_test[q], k=5, mode="routed")
     assert twin not in [h.id for h in routed.hits] and routed.hits[0].category == int(probs[q].argmax())
-    soft = searcher.search(fmnist.x_test[q], k=5, mode="soft")
+    soft = catalog.search(fmnist.x_test[q], k=5, mode="soft")
     assert runner_up in soft.searched
     assert soft.hits[0].id == twin and {h.category for h in soft.hits} == {runner_up}
 
@@ -205,39 +221,40 @@ def test_bad_k_or_mode_is_a_value_error(small, fmnist, k, mode):
         small.search(fmnist.x_test[0], k=k, mode=mode)
 
 
-def test_few_hamming_candidates_still_give_k_reranked_hits(embedder, gallery, tmp_path_factory):
+def test_few_hamming_candidates_still_give_k_reranked_hits(fashion_model, gallery, tmp_path_factory):
     images, labels, emb = gallery
-    tight = open_searcher(embedder, tmp_path_factory, emb, labels, labels, images, candidates=5)
+    tight = open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images, candidates=5)
     result = tight.search(images[0], k=3, mode="direct")
     assert len(result.hits) == 3 and result.hits[0].id == 0
     check_ranked(result, 3)
 
 
-def test_numpy_and_faiss_engines_give_the_same_hits(embedder, gallery, tmp_path_factory, fmnist):
+def test_numpy_and_faiss_scanners_give_the_same_hits(fashion_model, gallery, tmp_path_factory, fmnist):
     images, labels, emb = gallery
-    engines = [open_searcher(embedder, tmp_path_factory, emb, labels, labels, images, engine=e, candidates=40)
+    engines = [open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images, engine=e, candidates=40)
                for e in ("numpy", "faiss")]
-    assert [s.engine for s in engines] == ["numpy", "faiss"]
+    assert [s.engine.engine for s in engines] == ["numpy", "faiss"]
     for query in fmnist.x_test[:5]:
         a, b = (s.search(query, k=20, mode="direct") for s in engines)
         assert [(h.similarity, h.hamming) for h in a.hits] == [(h.similarity, h.hamming) for h in b.hits]
 
 
-def test_payload_is_json_with_names(small, fmnist):
+def test_result_json_has_names_and_urls(small, fmnist):
     result = small.search(fmnist.x_test[2], k=4, mode="soft")
-    payload = json.loads(json.dumps(small.payload(result, image_url=lambda i: f"/img/{i}")))
+    payload = json.loads(json.dumps(result_json(small, result, image_url=lambda i: f"/img/{i}")))
+    assert payload["catalog"] == "test"
     assert payload["mode"] == "soft" and len(payload["results"]) == 4
     assert payload["category"]["name"] == small.class_names[result.category]
     assert [r["id"] for r in payload["results"]] == [h.id for h in result.hits]
     assert payload["results"][0]["image_url"] == f"/img/{result.hits[0].id}"
     assert payload["searched_categories"] == [small.class_names[c] for c in result.searched]
-    assert set(payload["timings_ms"]) >= {"preprocess", "forward", "scan", "rerank", "total"}
+    assert set(payload["timings_ms"]) >= {"decode", "preprocess", "forward", "scan", "rerank", "total"}
 
 
-def test_index_of_another_model_is_refused(embedder, gallery, model_path, tmp_path):
+def test_store_of_another_model_is_refused(fashion_model, gallery, tmp_path):
     images, labels, emb = gallery
-    path = write_index(assemble(emb, labels, labels, "0" * 64, images=images), tmp_path / "other.h5")
-    with pytest.raises(ValueError, match="do not match"):
-        Searcher(embedder, read_index(path))
-    with pytest.raises(IndexStoreError, match="rebuild it"):
-        Searcher.open(model_path, path)
+    manifest = Manifest(catalog="x", model_file=fashion_model.path.name, model_sha256="0" * 64,
+                        class_names=fashion_model.class_names, source="fashion-mnist")
+    path = write_store(assemble(manifest, emb, labels, labels, images=images), tmp_path / "other.h5")
+    with pytest.raises(StoreError, match="built with model 000000000000, but fashion16.tflite is .*rebuild it"):
+        read_store(path, model_sha256=fashion_model.sha256)

@@ -1,66 +1,65 @@
-"""The VGG-16 option end to end on a real folder of photos: train the head, index, search.
+"""The VGG-16 option end to end on a real folder of photos: train the head, convert, index, search.
 
-Runs with ``weights=None`` on 32x32 inputs (ImageNet weights cannot be downloaded here),
-which exercises every line a user with the weights file runs.
+Runs with ``weights=None`` on 32x32 inputs (Keras' ImageNet VGG-16 weights cannot be
+downloaded here), which exercises every line a user with the weights file runs.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from PIL import Image
 
-from app.data import CLASS_NAMES
-from app.index_store import read_index, write_index
-from app.indexer import build_index, open_gallery
-from app.model import Embedder
-from app.search import Searcher
-from app.train import train_vgg16
+from app.catalog import Catalog
+from app.indexer import build_store
+from app.runtime import LiteRTModel
+from app.sources import FolderSource
+from app.store import read_store, write_store
+from app.training.vgg16 import train_vgg16
 
-FOLDERS = {"Trouser": 1, "ankle_boot": 9, "bag": 8}
+FOLDERS = ("Dress", "Shoes", "Hat")
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory, fmnist):
-    """Photo-like PNGs (dark garment on white, 96 px) in category folders, plus one unsorted photo."""
-    root = tmp_path_factory.mktemp("catalog")
-    for folder, label in FOLDERS.items():
+def shop(tmp_path_factory, test_photos):
+    """Real photos in three category folders (named as a shop would), plus one unsorted photo."""
+    from app.photo_dataset import CLASS_NAMES
+
+    root = tmp_path_factory.mktemp("shop")
+    for folder in FOLDERS:
         (root / folder).mkdir()
-        for n, i in enumerate(np.flatnonzero(fmnist.y_train == label)[:4]):
-            photo = Image.fromarray(255 - fmnist.x_train[i]).resize((96, 96)).convert("RGB")
-            photo.save(root / folder / f"{n}.png")
-    Image.fromarray(255 - fmnist.x_test[0]).resize((80, 120)).save(root / "unsorted.jpg")
+        for n, i in enumerate(np.flatnonzero(test_photos.labels == CLASS_NAMES.index(folder))[:4]):
+            (root / folder / f"{n}.jpg").write_bytes(test_photos.read(int(i)))
+    (root / "unsorted.jpg").write_bytes(test_photos.read(0))
     return root
 
 
 @pytest.fixture(scope="module")
-def vgg_model(catalog, tmp_path_factory):
+def vgg_model(shop, tmp_path_factory):
     out = tmp_path_factory.mktemp("vgg") / "vgg16.keras"
-    card = train_vgg16(out, catalog, weights=None, input_size=32, epochs=1, batch_size=8)
+    card = train_vgg16(out, shop, weights=None, input_size=32, epochs=1, batch_size=8)
     assert card["training"]["images"] == 12  # the unsorted photo has no label to learn from
+    assert card["class_names"] == sorted(FOLDERS)  # the categories are the shop's folders
     return out
 
 
-def test_vgg16_catalog_trains_indexes_and_searches(vgg_model, catalog, tmp_path):
-    embedder = Embedder(vgg_model)
-    assert embedder.input_shape == (32, 32, 3) and embedder.embedding_dim == 512
-    index = build_index(embedder, open_gallery(str(catalog)), bits=64)
-    path = write_index(index, tmp_path / "catalog.h5")
-    searcher = Searcher(embedder, read_index(path, model_sha256=embedder.sha256))
-    assert len(searcher.index) == 13 and searcher.index.paths is not None
-    labels = {p: int(lab) for p, lab in zip(searcher.index.paths, searcher.index.labels)}
+def test_vgg16_catalog_trains_converts_indexes_and_searches(vgg_model, shop, tmp_path):
+    model = LiteRTModel(vgg_model.with_suffix(".tflite"))
+    assert model.input_shape == (32, 32, 3) and model.embedding_dim == 512
+    path = write_store(build_store(model, FolderSource(shop), "shop", bits=64), tmp_path / "shop.h5")
+    catalog = Catalog("shop", model, read_store(path, model_sha256=model.sha256), path)
+    assert len(catalog) == 13 and catalog.store.paths is not None
+    labels = dict(zip(catalog.store.paths, catalog.store.labels.tolist()))
     assert labels["unsorted.jpg"] == -1
-    assert {labels[f"{f}/0.png"] for f in FOLDERS} == {CLASS_NAMES.index("Trouser"), 9, 8}
-    query = (catalog / "bag" / "2.png").read_bytes()
-    result = searcher.search(query, k=13, mode="direct")
+    assert {labels[f"{f}/0.jpg"] for f in FOLDERS} == {sorted(FOLDERS).index(f) for f in FOLDERS}
+    query = (shop / "Hat" / "2.jpg").read_bytes()
+    result = catalog.search(query, k=13, mode="direct")
     top = result.hits[0]
-    assert searcher.index.paths[top.id] == "bag/2.png" and top.similarity > 0.999
-    assert searcher.item_image(top.id) == query
+    assert catalog.store.paths[catalog.store.row_of(top.id)] == "Hat/2.jpg" and top.similarity > 0.999
+    assert catalog.item_file(top.id).read_bytes() == query
 
 
-def test_vgg16_training_without_data_is_a_clear_cli_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "app", "train", "--backbone", "vgg16", "--out",
-                           str(tmp_path / "x.keras")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--data DIR" in proc.stderr and "Traceback" not in proc.stderr
+def test_vgg16_training_without_data_is_a_clear_cli_error(capsys, tmp_path):
+    from app.cli import main
+
+    assert main(["train", "--backbone", "vgg16", "--out", str(tmp_path / "x.keras")]) == 2
+    err = capsys.readouterr().err
+    assert "--data DIR" in err and "Traceback" not in err

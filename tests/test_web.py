@@ -5,75 +5,90 @@ import base64
 import io
 import logging
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from app import create_app
-from app.index_store import read_index, write_index
+from app.settings import ROOT
+from app.store import CatalogStore, Manifest, read_store, write_store
 from app.web.service import StartupError
-from app.web.settings import from_env
 
 TILE = re.compile(rb'<li class="tile">')
 EXTERNAL = re.compile(rb'(?:src|href|action)="(?:https?:)?//')
 
 
-def post_form(client, data: bytes, filename: str = "garment.png", mode: str = "routed"):
-    return client.post("/search", data={"image": (io.BytesIO(data), filename), "mode": mode},
+def post_form(client, data: bytes, filename: str = "garment.png", mode: str = "routed", catalog: str = "fashion-mnist"):
+    return client.post("/search", data={"image": (io.BytesIO(data), filename), "mode": mode, "catalog": catalog},
                        content_type="multipart/form-data")
 
 
-# --- configuration and startup -------------------------------------------------------------
+# --- startup ---------------------------------------------------------------------------------------
 
-def test_settings_come_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("FASHION16_MODEL", str(tmp_path / "m.keras"))
-    monkeypatch.setenv("FASHION16_INDEX", str(tmp_path / "i.h5"))
-    monkeypatch.setenv("FASHION16_MAX_UPLOAD_MB", "2.5")
-    monkeypatch.setenv("FASHION16_MAX_PIXELS", "1000000")
-    monkeypatch.setenv("FASHION16_IMAGE_MAX_AGE", "60")
-    settings = from_env()
-    assert settings["MODEL_PATH"] == str(tmp_path / "m.keras") and settings["INDEX_PATH"] == str(tmp_path / "i.h5")
-    assert settings["MAX_CONTENT_LENGTH"] == int(2.5 * 2**20)
-    assert settings["MAX_PIXELS"] == 1_000_000 and settings["IMAGE_MAX_AGE"] == 60
-
-
-@pytest.mark.parametrize("value", ["lots", "-1", "0"])
-def test_a_bad_setting_names_its_variable(monkeypatch, value):
-    monkeypatch.setenv("FASHION16_MAX_UPLOAD_MB", value)
-    with pytest.raises(ValueError, match="FASHION16_MAX_UPLOAD_MB"):
-        from_env()
-
-
-def refused(caplog, **config) -> str:
+def refused(caplog, settings) -> str:
     """Create the app expecting a refusal; return the logged reason."""
     with caplog.at_level(logging.ERROR), pytest.raises(StartupError):
-        create_app({"TESTING": True, **{k.upper(): str(v) for k, v in config.items()}})
+        create_app(settings, {"TESTING": True})
     return " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
-def test_missing_model_refuses_to_start(caplog, tmp_path, small_index_path):
-    message = refused(caplog, model_path=tmp_path / "none.keras", index_path=small_index_path)
-    assert "model file not found" in message and "python -m app train" in message
+def copy_stores(store_dir: Path, tmp_path: Path) -> Path:
+    for store in store_dir.glob("*.h5"):
+        shutil.copy(store, tmp_path / store.name)
+    return tmp_path
 
 
-def test_missing_index_refuses_to_start(caplog, tmp_path, model_path):
-    message = refused(caplog, model_path=model_path, index_path=tmp_path / "none.h5")
-    assert "index not found" in message and "python -m app index build" in message
+def test_missing_store_refuses_to_start_naming_the_command(caplog, tmp_path, settings):
+    (tmp_path / "fashion_mnist.h5").write_bytes((settings.store_dir / "fashion_mnist.h5").read_bytes())
+    message = refused(caplog, settings.with_(store_dir=tmp_path))
+    assert "catalog photos: store" in message and "python -m app index build --catalog photos" in message
 
 
-def test_index_of_another_model_refuses_to_start(caplog, tmp_path, model_path, small_index_path):
-    index = read_index(small_index_path)
-    index.model_sha256 = "0" * 64
-    other = write_index(index, tmp_path / "other-model.h5")
-    message = refused(caplog, model_path=model_path, index_path=other)
-    assert "was built with model 000000000000" in message and "python -m app index build" in message
+def test_missing_model_refuses_to_start(caplog, tmp_path, settings):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(ROOT / "models" / "photos.tflite", models)
+    shutil.copy(ROOT / "models" / "photos.json", models)
+    message = refused(caplog, settings.with_(models_dir=models))
+    assert "its model" in message and "fashion16.tflite is missing" in message
+    assert "python -m app train --catalog fashion-mnist" in message
 
 
-def test_searcher_is_created_once_per_app(web_app, client, query_png):
-    searcher = web_app.extensions["fashion16"].searcher
-    post_form(client, query_png)
-    client.get("/item/3")
-    assert web_app.extensions["fashion16"].searcher is searcher
+def test_store_of_another_model_refuses_to_start(caplog, tmp_path, settings):
+    stores = copy_stores(settings.store_dir, tmp_path)
+    store = read_store(stores / "photos.h5")
+    other = Manifest(**{**vars(store.manifest), "model_sha256": "0" * 64})
+    write_store(CatalogStore(**{**{k: getattr(store, k) for k in ("hasher", "ids", "categories", "labels", "codes",
+                                                                  "embeddings", "images", "paths")},
+                                "manifest": other}), stores / "photos.h5")
+    message = refused(caplog, settings.with_(store_dir=stores))
+    assert "built with model 000000000000" in message and "python -m app index build --catalog photos" in message
+
+
+def test_a_shop_catalog_in_the_store_folder_is_served_too(tmp_path, settings, catalogs):
+    """Any store found beside the built-in ones is one more catalog (named by its manifest)."""
+    stores = copy_stores(settings.store_dir, tmp_path)
+    store = read_store(stores / "photos.h5")
+    shop = Manifest(**{**vars(store.manifest), "catalog": "shop"})
+    write_store(CatalogStore(**{**{k: getattr(store, k) for k in ("hasher", "ids", "categories", "labels", "codes",
+                                                                  "embeddings", "images", "paths")},
+                                "manifest": shop}), stores / "shop.h5")
+    app = create_app(settings.with_(store_dir=stores), {"TESTING": True})
+    body = app.test_client().get("/api/health").get_json()
+    assert [c["name"] for c in body["catalogs"]] == ["photos", "fashion-mnist", "shop"]
+    served = app.extensions["fashion16"].catalogs
+    assert served["shop"].model is served["photos"].model  # one loaded copy of a shared model
+    only = create_app(settings.with_(store_dir=stores, catalogs=("shop",)), {"TESTING": True})
+    assert [c["name"] for c in only.test_client().get("/api/health").get_json()["catalogs"]] == ["shop"]
+
+
+def test_catalogs_are_opened_once_per_app_and_share_models(web_app, client, query_png):
+    served = web_app.extensions["fashion16"].catalogs
+    post_form(client, query_png, catalog="fashion-mnist")
+    client.get("/item/fashion-mnist/3")
+    assert web_app.extensions["fashion16"].catalogs is served
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -87,6 +102,9 @@ def test_home_page_has_an_accessible_upload_form(client):
     for mode in (b"routed", b"direct", b"soft"):
         assert b'name="mode" value="' + mode + b'"' in html
     assert b'value="routed" checked' in html and b"<legend>Search mode</legend>" in html
+    assert b"<legend>Catalog</legend>" in html and b'name="catalog" value="photos" checked' in html
+    assert b'name="catalog" value="fashion-mnist"' in html and b"400 items in 10 categories" in html
+    assert b'name="catalog" value="fashion-mnist" checked' in client.get("/?catalog=fashion-mnist").data
     assert not EXTERNAL.search(html), "everything must be served locally"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
@@ -106,8 +124,9 @@ def test_upload_shows_prediction_and_twenty_ranked_tiles(client, query_png):
     assert b"Looks like" in html and b"Also possible:" in html and b"(soft mode)" in html
     scores = [float(s) for s in re.findall(rb'<span class="score"[^>]*>([0-9.]+)</span>', html)]
     assert len(scores) == 20 and scores == sorted(scores, reverse=True)
-    assert len(re.findall(rb'href="/item/\d+\?mode=soft"', html)) == 20
-    assert len(re.findall(rb'<img src="/images/\d+" alt="[^"]+, catalog item \d+"', html)) == 20
+    assert len(re.findall(rb'href="/item/fashion-mnist/\d+\?mode=soft"', html)) == 20
+    assert len(re.findall(rb'<img src="/images/fashion-mnist/\d+" alt="[^"]+, catalog item \d+"', html)) == 20
+    assert b"in Fashion-MNIST (the paper&#39;s)" in html
     assert b"Answered in" in html  # timings, folded away
     assert not EXTERNAL.search(html)
 
@@ -118,21 +137,32 @@ def test_uploaded_image_is_shown_inline_not_stored(client, query_png):
     assert Image.open(io.BytesIO(base64.b64decode(src))).size == (28, 28)
 
 
+def test_a_real_photo_gets_photo_results(client, query_photo):
+    html = post_form(client, query_photo, "shoes.jpg", catalog="photos").data
+    assert len(TILE.findall(html)) == 20 and b'<ol class="grid photos">' in html
+    assert b'Looks like <span class="category">Shoes</span>' in html
+    assert len(re.findall(rb'<img src="/images/photos/\d+" alt="[^"]+, catalog item \d+"', html)) == 20
+
+
 def test_large_upload_is_shown_as_a_small_thumbnail(client):
     photo = io.BytesIO()
     Image.new("RGB", (1200, 900), "white").save(photo, format="JPEG")
-    html = post_form(client, photo.getvalue(), "photo.jpg").data.decode()
-    src = re.search(r'class="query-image" src="data:image/png;base64,([^"]+)"', html).group(1)
+    html = post_form(client, photo.getvalue(), "photo.jpg", catalog="photos").data.decode()
+    src = re.search(r'class="query-image" src="data:image/jpeg;base64,([^"]+)"', html).group(1)
     assert max(Image.open(io.BytesIO(base64.b64decode(src))).size) == 256
 
 
-def test_more_like_this_searches_with_a_catalog_image(client):
-    response = client.get("/item/42?mode=direct")
-    html = response.data
-    assert response.status_code == 200 and len(TILE.findall(html)) == 20
-    assert b'src="/images/42" alt="Catalog item 42"' in html and b"(direct mode)" in html
-    assert b'href="/item/42?mode=routed"' in html  # the same item in the other modes
-    assert client.get("/item/42").status_code == 200  # mode defaults to routed
+@pytest.mark.parametrize("catalog", ["fashion-mnist", "photos"])
+def test_more_like_this_searches_with_a_catalog_image(client, catalogs, catalog):
+    item = int(catalogs[catalog].store.ids[42])
+    response = client.get(f"/item/{catalog}/{item}?mode=direct")
+    html = response.data.decode()
+    assert response.status_code == 200 and len(TILE.findall(response.data)) == 20
+    assert f'src="/images/{catalog}/{item}" alt="Catalog item {item}"' in html and "(direct mode)" in html
+    assert f'href="/item/{catalog}/{item}?mode=routed"' in html  # the same item in the other modes
+    first = re.search(r'href="/item/[^/]+/(\d+)\?mode=direct"', html).group(1)
+    assert int(first) == item  # the item finds itself first
+    assert client.get(f"/item/{catalog}/{item}").status_code == 200  # mode defaults to routed
 
 
 def test_bad_upload_reshows_the_form_with_a_message(client):
@@ -141,6 +171,7 @@ def test_bad_upload_reshows_the_form_with_a_message(client):
     assert response.status_code == 400
     assert b'role="alert"' in html and b"The file is not an image" in html
     assert b'type="file" id="image"' in html and b'value="direct" checked' in html
+    assert b'name="catalog" value="fashion-mnist" checked' in html  # the form comes back as it was filled in
 
 
 def test_empty_upload_and_no_file_reshow_the_form(client):
@@ -164,7 +195,8 @@ def test_oversized_upload_on_the_form_is_a_friendly_413(client, monkeypatch, que
 
 
 @pytest.mark.parametrize("path, status", [
-    ("/item/999999", 404), ("/item/3?mode=fastest", 400), ("/no-such-page", 404), ("/search", 405),
+    ("/item/fashion-mnist/999999", 404), ("/item/fashion-mnist/3?mode=fastest", 400), ("/item/nope/3", 400),
+    ("/item/3", 404), ("/no-such-page", 404), ("/search", 405),
 ])
 def test_error_pages(client, path, status):
     response = client.get(path)

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from .decode import WORK_SIDE, decode
+from .display import THUMBNAIL_SIDE
 from .garment import garment_input
 from .photo import photo_input
 
@@ -26,8 +27,13 @@ def model_input(img: Image.Image | np.ndarray, input_shape: tuple[int, int, int]
 
 
 def decode_side(input_shape: tuple[int, int, int]) -> int:
-    """How many pixels a side decoding must keep for this model (JPEGs decode at reduced scale down to it)."""
-    return 2 * input_shape[0] if input_shape[2] == 3 else WORK_SIDE
+    """How many pixels a side decoding must keep (JPEGs decode at 1/2..1/8 scale down to it).
+
+    Colour models need their input size, and the results page a 256-px thumbnail of the upload:
+    a 12-megapixel phone JPEG then decodes at 1/8 scale (504x378). The grey pipeline looks for
+    the garment's outline at WORK_SIDE.
+    """
+    return max(input_shape[0], THUMBNAIL_SIDE) if input_shape[2] == 3 else WORK_SIDE
 
 
 def file_input(data: bytes, input_shape: tuple[int, int, int], max_pixels: int | None = None) -> np.ndarray:

@@ -8,10 +8,15 @@ from .modes import as_image, flatten
 
 
 def photo_input(img: Image.Image | np.ndarray, size: int) -> np.ndarray:
-    """The whole photo resized to ``size`` x ``size`` RGB, values 0-255 (float32).
+    """The photo scaled so its shorter side is ``size``, centre-cropped to ``size`` x ``size`` RGB (float32 0-255).
 
-    Squashed, not cropped or padded: the model trained on random crops of aspect 3/4 to 4/3,
-    which covers a portrait phone photo made square, and nothing of the garment is cut off.
+    Chosen on the validation photos over squashing the whole photo square (0.900) and
+    letterboxing it (0.897): the centre crop (0.918-0.921) matches what the model saw in
+    training (random crops close to square) and keeps the garment, which phone photos centre.
     """
-    rgb = flatten(as_image(img), side=2 * size).convert("RGB")
-    return np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), np.float32)
+    rgb = flatten(as_image(img), side=4 * size).convert("RGB")
+    scale = size / min(rgb.size)
+    w, h = max(size, round(rgb.width * scale)), max(size, round(rgb.height * scale))
+    rgb = rgb.resize((w, h), Image.Resampling.BILINEAR)
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(rgb.crop((left, top, left + size, top + size)), np.float32)

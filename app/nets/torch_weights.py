@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import file_sha256, write_atomically
+
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 MOBILENET_V2_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 MOBILENET_V2_URL = "https://download.pytorch.org/models/" + MOBILENET_V2_FILE
@@ -121,14 +123,6 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     return {name: (t.materialise() if isinstance(t, _TensorRef) else t) for name, t in state.items()}
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_cache_dir() -> Path:
     """Where fetched weights are kept: $FASHION16_WEIGHTS_DIR, else ~/.cache/fashion16/weights."""
     configured = os.environ.get("FASHION16_WEIGHTS_DIR")
@@ -136,22 +130,17 @@ def weights_cache_dir() -> Path:
 
 
 def _checked(path: Path) -> Path:
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if digest != MOBILENET_V2_SHA256:
         raise WeightsUnavailableError(f"{path} is not torchvision's {MOBILENET_V2_FILE} "
                                       f"(SHA-256 {digest[:16]}..., expected {MOBILENET_V2_SHA256[:16]}...)")
     return path
 
 
-def _save_atomically(data: bytes, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
+def _save_checked(data: bytes, path: Path) -> Path:
     if hashlib.sha256(data).hexdigest() != MOBILENET_V2_SHA256:
-        tmp.unlink()
         raise WeightsUnavailableError(f"the downloaded {MOBILENET_V2_FILE} has the wrong SHA-256")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, data)
 
 
 def _from_url(timeout: float = 30) -> bytes:
@@ -188,7 +177,7 @@ def mobilenet_v2_weights(path: str | Path | None = None, quiet: bool = False) ->
         if not quiet:
             print(f"Fetching ImageNet MobileNetV2 weights from {where} ...", file=sys.stderr, flush=True)
         try:
-            return _save_atomically(fetch(), cached)
+            return _save_checked(fetch(), cached)
         except (OSError, StopIteration, zipfile.BadZipFile, subprocess.TimeoutExpired) as exc:
             failures.append(f"  - {where}: {type(exc).__name__}: {exc}")
     raise WeightsUnavailableError(

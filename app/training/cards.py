@@ -59,7 +59,7 @@ def environment() -> dict:
 def save_model(net, out: Path, card: dict, history: dict | None = None, validation_label: str = "validation") -> None:
     """Everything a trained model ships as: NAME.keras, its LiteRT conversion NAME.tflite (what serving
     runs), the card NAME.json naming both files' SHA-256, and the curves NAME_history.png."""
-    from ..runtime import file_sha256
+    from ..files import file_sha256
     from .convert import convert
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,10 @@ never depends on output order. Weights stay float32: outputs agree with Keras to
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
+from ..files import write_atomically
 from ..runtime import SERVING_SUFFIX
 
 
@@ -38,10 +38,4 @@ def convert(keras_path: str | Path, out: str | Path | None = None) -> Path:
     with tempfile.TemporaryDirectory() as saved:
         archive.write_out(saved, verbose=False)
         data = tf.lite.TFLiteConverter.from_saved_model(saved).convert()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return write_atomically(out, data)

@@ -7,18 +7,18 @@ from __future__ import annotations
 from flask import Blueprint, g, render_template, url_for
 
 from ..imaging.display import is_small, thumbnail_data_url
-from ..search import DEFAULT_K, DEFAULT_MODE
+from ..search import DEFAULT_K, DEFAULT_MODE, MODES
 from .requests import field, parse_catalog, parse_mode, upload_limit_mb
 from .searching import item_query, run_search, search_upload
 from .service import catalogs
 
 bp = Blueprint("pages", __name__)
 
-MODE_HELP = {
-    "routed": "Only the predicted category: fastest (the paper's method).",
-    "direct": "The whole catalog, whatever the category.",
-    "soft": "The few likeliest categories when the classifier is unsure.",
-}
+MODE_HELP = dict(zip(MODES, (
+    "Only the predicted category: fastest (the paper's method).",  # routed
+    "The whole catalog, whatever the category.",  # direct
+    "The few likeliest categories when the classifier is unsure.",  # soft
+)))
 
 
 @bp.app_template_filter("percent")

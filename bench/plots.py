@@ -8,7 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..evaluate import PAPER  # noqa: E402
+from app.evaluation.fashion_mnist import PAPER  # noqa: E402
+
 from .goals import ROUTED_P50_GOAL_MS  # noqa: E402
 from .profile import TABLE_BITS, K  # noqa: E402
 
@@ -45,7 +46,8 @@ def core_latency(results: dict, path: Path) -> None:
             ax.plot(*zip(*pts), marker="o", color=METHOD_COLOURS.get(method), label=f"{method} ({split})",
                     linestyle="--" if split != "uniform" else "-")
         if bits == TABLE_BITS:
-            ax.axhline(ROUTED_P50_GOAL_MS, color="grey", linewidth=0.8, linestyle=":", label=f"goal: routed p50 {ROUTED_P50_GOAL_MS:g} ms")
+            ax.axhline(ROUTED_P50_GOAL_MS, color="grey", linewidth=0.8, linestyle=":",
+                       label=f"goal: routed p50 {ROUTED_P50_GOAL_MS:g} ms")
         ax.set(xscale="log", yscale="log", xlabel="gallery items", ylabel="single-query p50 (ms)",
                title=f"{bits}-bit codes")
         ax.grid(True, which="both", alpha=0.3)
@@ -108,8 +110,38 @@ def table2_gallery(results: dict, path: Path) -> None:
     _finish(fig, ax, path)
 
 
+RUNTIME_COLOURS = {"keras": "tab:orange", "litert_1_thread": "tab:blue", "litert_2_threads": "tab:cyan"}
+
+
+def forward_ms(results: dict, path: Path) -> None:
+    """Batch-1 forward p50 per model, one bar per runtime, Keras/LiteRT ratio written above the group."""
+    forward = results.get("forward_ms") or {}
+    if not forward:
+        return
+    models = list(forward)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    width = 0.8 / len(RUNTIME_COLOURS)
+    for j, (runtime, colour) in enumerate(RUNTIME_COLOURS.items()):
+        xs = [i + (j - 1) * width for i in range(len(models))]
+        ys = [forward[m].get(runtime) or 0.0 for m in models]
+        bars = ax.bar(xs, ys, width, color=colour, label=runtime.replace("_", " "))
+        ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=2)
+    for i, m in enumerate(models):
+        ratio = forward[m].get("keras_over_litert")
+        if ratio:
+            top = max(forward[m].get(r) or 0 for r in RUNTIME_COLOURS)
+            ax.annotate(f"Keras / LiteRT (1 thread): {ratio:.1f}x", (i, top), textcoords="offset points",
+                        xytext=(0, 14), ha="center", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylim(top=ax.get_ylim()[1] * 4)
+    ax.set(xticks=range(len(models)), xticklabels=models, ylabel="batch-1 forward p50 (ms, log scale)",
+           title="Forward pass by model and runtime")
+    _finish(fig, ax, path)
+
+
 PLOTS = {"bench_core_latency.png": core_latency, "bench_recall_latency.png": recall_latency,
-         "bench_quality_bits.png": quality_bits, "bench_table2_gallery.png": table2_gallery}
+         "bench_quality_bits.png": quality_bits, "bench_table2_gallery.png": table2_gallery,
+         "bench_forward_ms.png": forward_ms}
 
 
 def write_plots(results: dict, out_dir: Path) -> None:

@@ -1,7 +1,7 @@
-"""Synthetic galleries for timing the search core at sizes Fashion-MNIST cannot reach (up to 1M items).
+"""Synthetic galleries for timing the search core at sizes the real catalogs cannot reach (up to 1M items).
 
-Embeddings imitate the CNN's: each category is a cloud of sub-clusters around its own
-centre, passed through ReLU (non-negative, like the ``features`` layer) and unit-normalised.
+Embeddings imitate a CNN's: each category is a cloud of sub-clusters around its own
+centre, passed through ReLU (non-negative, like an embedding layer) and unit-normalised.
 Only speed and memory are read from these galleries, never quality.
 """
 from __future__ import annotations
@@ -10,21 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..indexer import assemble
-from ..search import Searcher
+from app.search import SearchEngine
+from app.store import CatalogStore, Manifest, assemble
 
 CATEGORIES = 10
 DIM = 256
 SUBCLUSTERS = 32
 CHUNK = 100_000
 SPLITS: dict[str, float | None] = {"uniform": None, "skewed": 0.4}  # share of the largest category
-
-
-@dataclass(frozen=True)
-class NoModel:
-    """Stands in for the Embedder: the core section times the post-forward path, so no CNN is loaded."""
-
-    sha256: str = "synthetic"
 
 
 @dataclass
@@ -67,8 +60,14 @@ class Generator:
         return SyntheticSet(out, labels, probs)
 
 
-def synthetic_searcher(gallery: SyntheticSet, bits: int) -> Searcher:
-    """The production Searcher over a synthetic gallery filed under its true categories."""
-    model = NoModel()
-    index = assemble(gallery.embeddings, gallery.labels, gallery.labels, model.sha256, bits=bits, seed=0)
-    return Searcher(model, index)  # type: ignore[arg-type]  # only .sha256 is read from the embedder
+def synthetic_store(gallery: SyntheticSet, bits: int) -> CatalogStore:
+    """A catalog store of the synthetic gallery, filed under its true categories (no model made it)."""
+    names = tuple(f"category {c}" for c in range(gallery.probs.shape[1]))
+    manifest = Manifest(catalog="synthetic", model_file="none", model_sha256="synthetic", class_names=names,
+                        source="synthetic", bits=bits)
+    return assemble(manifest, gallery.embeddings, gallery.labels, gallery.labels, seed=0)  # never written
+
+
+def synthetic_engine(gallery: SyntheticSet, bits: int) -> SearchEngine:
+    """The production search engine over a synthetic gallery."""
+    return SearchEngine(synthetic_store(gallery, bits))

@@ -3,6 +3,7 @@
 Written in NumPy so no image library is needed: a global intensity histogram and HOG
 (histograms of oriented gradients). Each gives unit-normalised vectors, so they go
 through exactly the same hashing, routing and cosine re-rank as the CNN embedding.
+Gallery and queries are both featurised from the model's prepared input, as the CNN sees them.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..model import Embedder
+from app.runtime import InferenceModel
 
 Feature = Callable[[np.ndarray], np.ndarray]
 
@@ -63,21 +64,22 @@ FEATURES: dict[str, Feature] = {
 }
 
 
-class FeatureEmbedder:
-    """The Embedder contract with the CNN's probabilities (routing) and a hand-crafted feature (hashing).
+class FeatureModel:
+    """A served model's probabilities (routing) with a hand-crafted feature (hashing, re-rank) as the embedding.
 
-    Routing, hashing and re-ranking stay exactly as served, so Table 3 compares features only.
+    It offers what ``Catalog`` calls on a model (card, class names, prepare, forward_one),
+    so routing, hashing and re-ranking stay exactly as served and Table 3 compares features only.
     """
 
-    def __init__(self, cnn: Embedder, feature: Feature, name: str):
+    def __init__(self, cnn: InferenceModel, feature: Feature, name: str):
         self.cnn, self.feature, self.name = cnn, feature, name
+        self.card, self.class_names, self.input_shape = cnn.card, cnn.class_names, cnn.input_shape
+        self.path, self.runtime = cnn.path, f"{cnn.runtime} + {name}"
         self.sha256 = f"{cnn.sha256}+{name}"
-        self.input_shape = cnn.input_shape
 
-    def forward_one(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, _ = self.cnn.forward_one(image)
-        return probs, self.feature(np.asarray(image)[None])[0]
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return self.cnn.prepare(image)
 
-    def __call__(self, images: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        probs, _ = self.cnn(images, batch_size)
-        return probs, compute(self.feature, images, batch_size)
+    def forward_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, _ = self.cnn.forward_one(x)
+        return probs, self.feature(np.asarray(x)[None])[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.data import DEBIAN_DIR, FILES, DatasetError, candidate_dirs, load_fashion_mnist
+from app.fashion_mnist import DEBIAN_DIR, FILES, DatasetError, candidate_dirs, load_fashion_mnist
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -119,15 +119,24 @@ def test_missing_everywhere_names_the_places_and_the_fix(tmp_path):
     assert "FASHION_MNIST_DIR" in message and "downloading was not allowed" in message
 
 
-def test_fashion_mnist_gallery_feeds_grey_and_colour_models():
-    """The 28x28 images as they are for the CNN; letterboxed to size, three equal channels, for VGG-16."""
-    from app.gallery import FashionMNISTGallery
+def test_fashion_mnist_source_feeds_the_grey_model_the_images_as_they_are(fashion_model):
+    from app.sources import FashionMNISTSource
 
-    gallery = FashionMNISTGallery("train")
-    grey = next(gallery.batches((28, 28, 1), 4))
-    colour = next(gallery.batches((56, 56, 3), 4))
-    assert grey.images.shape == (4, 28, 28, 1) and colour.images.shape == (4, 56, 56, 3)
-    np.testing.assert_array_equal(grey.images[..., 0], gallery.images[:4])
-    assert np.array_equal(colour.images[..., 0], colour.images[..., 2])
-    halved = colour.images[..., 0].reshape(4, 28, 2, 28, 2).mean(axis=(2, 4))
-    assert np.mean(np.abs(halved - gallery.images[:4])) < 6
+    source = FashionMNISTSource("train")
+    assert len(source) == 60000 and source.kind == "fashion-mnist"
+    batch = next(source.batches(fashion_model, 4))
+    assert batch.inputs.shape == (4, 28, 28, 1) and batch.attempted == 4
+    np.testing.assert_array_equal(batch.inputs[..., 0], source.images[:4])
+    np.testing.assert_array_equal(batch.images, source.images[:4])
+    np.testing.assert_array_equal(batch.labels, source.labels[:4])
+
+
+def test_fashion_mnist_images_for_a_colour_model_are_grey_photos(fmnist):
+    """A colour model (the VGG-16 option) sees a Fashion-MNIST item as a grey photo: three equal channels."""
+    from app.imaging.model_input import model_input
+
+    colour = model_input(fmnist.x_train[0], (56, 56, 3))
+    assert colour.shape == (56, 56, 3)
+    assert np.array_equal(colour[..., 0], colour[..., 2])
+    halved = colour[..., 0].reshape(28, 2, 28, 2).mean(axis=(1, 3))
+    assert np.mean(np.abs(halved - fmnist.x_train[0])) < 10  # upscaled twice (bilinear) and halved again

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluate import PAPER, lsh_recall
-from ..index_store import GalleryIndex
-from ..indexer import assemble
-from ..search import Searcher
-from .features import FEATURES, FeatureEmbedder, compute
+from app.catalog import Catalog
+from app.evaluation.fashion_mnist import PAPER
+from app.evaluation.metrics import lsh_recall
+
+from .features import FEATURES, FeatureModel, compute
 from .profile import TABLE_BITS, K
-from .quality import Workload, mode_stats
+from .quality import mode_stats
+from .workload import MEMORY, Workload
 
 PRECISION = f"precision_at_{K}"
 TABLE_MODES = ("routed", "direct")
@@ -42,10 +43,10 @@ def summary(precision: dict[str, float], latency: dict[str, dict], recall: float
     return out
 
 
-def measured(searcher: Searcher, work: Workload, query_emb: np.ndarray | None = None) -> dict:
-    """Both modes measured on ``searcher``; LSH recall too when the query features are given."""
-    stats = {m: mode_stats(searcher, work, m) for m in TABLE_MODES}
-    recall = lsh_recall(searcher, work.query_probs, query_emb, K) if query_emb is not None else None
+def measured(catalog: Catalog, work: Workload, query_emb: np.ndarray | None = None) -> dict:
+    """Both modes measured on ``catalog``; LSH recall too when the query features are given."""
+    stats = {m: mode_stats(catalog, work, m) for m in TABLE_MODES}
+    recall = lsh_recall(catalog, work.query_probs, query_emb, K) if query_emb is not None else None
     return summary({m: s["precision"] for m, s in stats.items()}, stats, recall)
 
 
@@ -58,7 +59,7 @@ def reused(served: dict) -> dict:
 def table2(work: Workload, steps: int, served: dict) -> list[dict]:
     """Precision as the gallery grows (the first n training images)."""
     full = len(work.gallery_labels)
-    rows = [{"gallery": n, **(reused(served) if n == full else measured(work.searcher(TABLE_BITS, n), work))}
+    rows = [{"gallery": n, **(reused(served) if n == full else measured(work.catalog(TABLE_BITS, n), work))}
             for n in (full * i // steps for i in range(1, steps + 1))]
     rows.append({"gallery": PAPER["gallery_images"], "source": "paper",
                  f"{PRECISION}_routed": PAPER["retrieval_precision"], "mean_query_ms_routed": PAPER["query_ms_routed"],
@@ -66,20 +67,20 @@ def table2(work: Workload, steps: int, served: dict) -> list[dict]:
     return rows
 
 
-def feature_searcher(work: Workload, embedder: FeatureEmbedder) -> tuple[Searcher, np.ndarray]:
-    """A served-shape index of hand-crafted features, and the query features for LSH recall."""
-    labels = work.gallery_labels
-    gallery = compute(embedder.feature, work.gallery_images)
-    index: GalleryIndex = assemble(gallery, labels, labels, embedder.sha256, bits=TABLE_BITS, seed=0)
-    return Searcher(embedder, index), compute(embedder.feature, work.query_images)  # type: ignore[arg-type]
+def feature_catalog(work: Workload, model: FeatureModel) -> tuple[Catalog, np.ndarray]:
+    """A served-shape catalog of hand-crafted features, and the query features for LSH recall."""
+    gallery = compute(model.feature, work.gallery_inputs)
+    store = work.store(TABLE_BITS, embeddings=gallery)
+    queries = compute(model.feature, np.stack([model.prepare(x) for x in work.query_images]))
+    return Catalog("fashion-mnist", model, store, MEMORY), queries  # type: ignore[arg-type]  # a model's calls
 
 
 def table3(work: Workload, served: dict) -> list[dict]:
     """Hand-crafted features vs the CNN embedding, with the same routing, hashing and re-rank."""
     rows = []
     for name, feature in FEATURES.items():
-        searcher, query_features = feature_searcher(work, FeatureEmbedder(work.embedder, feature, name))
-        rows.append({"feature": name, "dim": int(query_features.shape[1]), **measured(searcher, work, query_features)})
+        catalog, query_features = feature_catalog(work, FeatureModel(work.model, feature, name))
+        rows.append({"feature": name, "dim": int(query_features.shape[1]), **measured(catalog, work, query_features)})
     rows.append({"feature": "CNN embedding (ours)", "dim": int(work.gallery_emb.shape[1]), **reused(served)})
     return rows
 

@@ -1,4 +1,4 @@
-"""Measuring helpers shared by the sections: latency percentiles, throughput, resident memory.
+"""Measuring helpers shared by the sections: latency samples, throughput, resident memory.
 
 Every loop is bounded by a count *and* a time budget, so one slow baseline (a NumPy scan
 of a million codes) cannot stretch the whole run; the number of samples taken is
@@ -11,7 +11,8 @@ import gc
 import os
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 WARMUP = 3
@@ -29,6 +30,27 @@ def time_each(fn: Callable[[Any], Any], items: Sequence[Any], max_seconds: float
         end = time.perf_counter()
         out.append(1000 * (end - start))
         if end > deadline:
+            break
+    return out
+
+
+def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, max_seconds: float) -> dict[str, list[float]]:
+    """Milliseconds per call of each function, taken in turns (a, b, c, a, b, c, ...).
+
+    Taking turns puts every contender under the same machine noise, so the ratios of one
+    run mean something even on a busy machine where the absolute figures wander.
+    """
+    for fn in fns.values():
+        for _ in range(WARMUP):
+            fn()
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + max_seconds
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            out[name].append(1000 * (time.perf_counter() - start))
+        if time.perf_counter() > deadline:
             break
     return out
 
@@ -68,17 +90,24 @@ def rss_bytes(pid: int | str = "self") -> int:
         return 0
 
 
+def status_mb(pid: int | str, field: str = "VmRSS") -> float:
+    """A memory line of /proc/PID/status in MB (VmRSS: resident now; VmHWM: the peak); 0 if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
 def peak_rss_bytes() -> int:
     """This process image's peak resident memory (Linux VmHWM).
 
     ``getrusage().ru_maxrss`` is not it for a child: Linux carries the peak of the process
     that forked it across exec, so a build started by the 4 GB benchmark reported 4 GB.
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    peak = status_mb("self", "VmHWM")
+    if peak:
+        return int(peak * 1024 * 1024)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
