@@ -1,0 +1,1 @@
+"""Benchmarks and load checks, run from a checkout of the repository."""
