@@ -10,10 +10,11 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from ..imaging.decode import ImageRejected
 from ..search import DEFAULT_MODE
+from ..server_errors import is_api
+from ..server_errors import message as status_message
 from .pages import render_form
 from .requests import upload_limit_mb
 
-API_PREFIX = "/api/"
 FORM_ENDPOINT = "pages.search"
 DRAIN_CHUNK = 64 * 1024
 
@@ -30,12 +31,14 @@ def describe(exc: HTTPException) -> str:
         return f"{request.method} is not allowed here" + (f"; use {allowed}" if allowed else "")
     if isinstance(exc, InternalServerError):
         return "something went wrong on our side; please try again"
-    return exc.description or exc.name
+    if not exc.description or exc.description == type(exc).description:  # Werkzeug's generic wording
+        return status_message(exc.code or 500)
+    return exc.description
 
 
 def respond(status: int, message: str) -> Response:
     """JSON for API clients; for people, the form again (upload errors) or an error page."""
-    if request.path.startswith(API_PREFIX):
+    if is_api(request.path):
         response = jsonify(error=message)
         response.status_code = status
         return response
