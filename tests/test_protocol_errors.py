@@ -7,9 +7,14 @@ a page with the same headers. Requests that nginx lets through must not meet gun
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from serving_fixtures import direct, free_port, proxied, serving_store_dir  # noqa: F401 (fixtures)
@@ -99,26 +104,47 @@ def test_gunicorn_alone_answers_pages_where_it_read_the_path_and_json_where_it_c
     assert_api_error(send(direct.base_url, request_bytes("GET", "/" + LINE_5K)), 414)
 
 
-def test_nginx_without_gunicorn_answers_502_in_the_apps_shape(tmp_path):
-    """nginx on the shipped configuration with nothing on gunicorn's socket: what clients see while it restarts."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir(mode=0o700)
+def unprivileged(argv: list[str], run_dir: Path) -> list[str]:
+    """As root, run as "nobody" instead (the shipped configuration must work for a non-root user, as in the image)."""
+    if os.geteuid() != 0:
+        return argv
+    nobody = pwd.getpwnam("nobody")
+    config = run_dir / "nginx.conf"
+    config.write_text(config.read_text().replace("user root;", ""))  # the line serve adds only for root
+    for path in [run_dir, *run_dir.rglob("*")]:
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    return ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", *argv]
+
+
+def test_nginx_without_gunicorn_answers_502_in_the_apps_shape():
+    """nginx alone on the shipped configuration, as a non-root user, nothing on gunicorn's socket: what clients
+    see while gunicorn restarts. Everything nginx writes stays in its runtime directory."""
+    run_dir = Path(tempfile.mkdtemp(prefix="fashion16-test-"))  # not under pytest's root-only tmp folder
     port = free_port()
-    files = write_proxy_files(Settings(bind=f"127.0.0.1:{port}"), run_dir)
-    nginx = subprocess.Popen(nginx_argv(find_nginx(), files), stderr=subprocess.DEVNULL)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                reply = send(url, request_bytes("GET", "/api/health"))
-                break
-            except (OSError, Dropped):
-                assert time.monotonic() < deadline and nginx.poll() is None
-                time.sleep(0.1)
-        assert "the search service is not available" in assert_api_error(reply, 502)
-        assert_api_error(send(url, request_bytes("POST", "/api/search", b"x", [("Content-Type", "text/plain")])), 502)
-        assert_page_error(send(url, request_bytes("GET", "/")), 502)
+        files = write_proxy_files(Settings(bind=f"127.0.0.1:{port}"), run_dir)
+        nginx = subprocess.Popen(unprivileged(nginx_argv(find_nginx(), files), run_dir), stderr=subprocess.PIPE)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    reply = send(url, request_bytes("GET", "/api/health"))
+                    break
+                except (OSError, Dropped):
+                    assert time.monotonic() < deadline and nginx.poll() is None, nginx.stderr.read()
+                    time.sleep(0.1)
+            assert "the search service is not available" in assert_api_error(reply, 502)
+            assert_api_error(send(url, request_bytes("POST", "/api/search", b"x", [("Content-Type", "text/plain")])),
+                             502)
+            assert_page_error(send(url, request_bytes("GET", "/")), 502)
+            pid = int((run_dir / "nginx.pid").read_text())
+            assert os.stat(f"/proc/{pid}").st_uid == os.stat(run_dir).st_uid  # its files' owner, nobody as root
+            assert b"/api/health" in (run_dir / "access.log").read_bytes()
+        finally:
+            nginx.send_signal(signal.SIGQUIT)
+            _, errors = nginx.communicate(timeout=20)
+        assert nginx.returncode == 0, errors
+        assert b"[emerg]" not in errors and b"[alert]" not in errors, errors
     finally:
-        nginx.send_signal(signal.SIGQUIT)
-        assert nginx.wait(timeout=20) == 0
+        shutil.rmtree(run_dir, ignore_errors=True)
