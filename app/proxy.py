@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -95,8 +96,18 @@ def user_directive() -> str:
     return f"user {pwd.getpwuid(os.geteuid()).pw_name};"
 
 
+def file_limits() -> tuple[int, int]:
+    """(worker_rlimit_nofile, worker_connections): what this user may open, up to 16,384 files per worker."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nofile = min(16_384, hard if hard != resource.RLIM_INFINITY else 16_384)
+    nofile = max(nofile, min(soft, 16_384))
+    return nofile, max(256, min(4096, nofile // 2 - 64))
+
+
 def render(settings: Settings, run_dir: Path, gunicorn_socket: Path) -> str:
+    nofile, connections = file_limits()
     values = {
+        "NOFILE": str(nofile), "WORKER_CONNECTIONS": str(connections),
         "RUN_DIR": str(run_dir), "GUNICORN_SOCKET": str(gunicorn_socket), "LISTEN": settings.bind,
         "NGINX_WORKERS": str(min(cpu_count(), 4)), "USER_DIRECTIVE": user_directive(),
         "HEADER_TIMEOUT": str(HEADER_TIMEOUT), "BODY_TIMEOUT": str(BODY_TIMEOUT), "SEND_TIMEOUT": str(SEND_TIMEOUT),

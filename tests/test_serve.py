@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -94,3 +95,13 @@ def test_no_proxy_serves_with_gunicorn_alone(serving_store_dir, tmp_path, how):
         reply = HttpClient(running.base_url).send(request_bytes("GET", "/api/health"))
         assert reply.status == 200 and "nginx" not in reply.headers.get("server", "")
         assert running.gunicorn_master() == running.process.pid  # serve became gunicorn: no supervisor, no nginx
+
+
+def test_a_taken_port_stops_serve_with_nginxs_reason(serving_store_dir):
+    """nginx cannot listen: serve stops gunicorn too and fails, and the log says why."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        env = serve_env(serving_store_dir, taken.getsockname()[1], 1, 1, None)
+        done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode != 0
+    assert "Address already in use" in done.stderr and "nginx exited with status 1; stopping" in done.stderr
