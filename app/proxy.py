@@ -32,6 +32,7 @@ SEND_TIMEOUT = 20
 KEEPALIVE_TIMEOUT = 15
 HEADER_BUFFER = "8k"  # the longest request line or header line nginx accepts
 PROXY_GRACE = 5       # nginx waits this much longer than gunicorn's worker timeout
+SHUTDOWN_TIMEOUT = 25  # a graceful stop waits at most this long for requests in progress
 # The statuses nginx answers itself, as nginx knows them -> as clients see them (494 is nginx's
 # "request header too large", which is HTTP's 431).
 ERROR_STATUSES = {400: 400, 404: 404, 405: 405, 408: 408, 413: 413, 414: 414, 494: 431, 500: 500, 502: 502,
@@ -107,7 +108,7 @@ def file_limits() -> tuple[int, int]:
 def render(settings: Settings, run_dir: Path, gunicorn_socket: Path) -> str:
     nofile, connections = file_limits()
     values = {
-        "NOFILE": str(nofile), "WORKER_CONNECTIONS": str(connections),
+        "NOFILE": str(nofile), "WORKER_CONNECTIONS": str(connections), "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT),
         "RUN_DIR": str(run_dir), "GUNICORN_SOCKET": str(gunicorn_socket), "LISTEN": settings.bind,
         "NGINX_WORKERS": str(min(cpu_count(), 4)), "USER_DIRECTIVE": user_directive(),
         "HEADER_TIMEOUT": str(HEADER_TIMEOUT), "BODY_TIMEOUT": str(BODY_TIMEOUT), "SEND_TIMEOUT": str(SEND_TIMEOUT),

@@ -100,7 +100,8 @@ class Supervisor:
             if gunicorn.poll() is None and not self.stops:
                 nginx = self.start(nginx_argv(self.nginx, self.files))
                 say(f"nginx on {self.settings.bind} -> gunicorn (workers: {self.settings.workers}) on "
-                    f"unix:{self.files.gunicorn_socket}; nginx log {self.files.run_dir / 'access.log'}")
+                    f"unix:{self.files.gunicorn_socket}; what nginx refuses itself is logged in "
+                    f"{self.files.run_dir / 'access.log'}")
             children = {"nginx": nginx, "gunicorn": gunicorn}
             children = {name: proc for name, proc in children.items() if proc is not None}
             self.wait_for(lambda: any(p.poll() is not None for p in children.values()), None)
@@ -126,7 +127,9 @@ class Supervisor:
     def stop(self, children: dict[str, subprocess.Popen], failed: str | None) -> int:
         """Stop nginx first (it stops accepting and finishes its requests), then gunicorn; the exit status."""
         if failed:
-            say(f"{failed} exited with status {children[failed].returncode}; stopping")
+            code = children[failed].returncode
+            why = " (a worker could not start; the reason is logged above)" if failed == "gunicorn" and code == 3 else ""
+            say(f"{failed} exited with status {code}; stopping{why}")
         else:
             say("stopping: nginx finishes its requests, then gunicorn")
         graceful = {"nginx": signal.SIGQUIT, "gunicorn": signal.SIGTERM}
