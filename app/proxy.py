@@ -65,7 +65,7 @@ def nginx_argv(nginx: str, files: ProxyFiles) -> list[str]:
 
 
 def nginx_version(nginx: str) -> tuple[int, ...]:
-    done = subprocess.run([nginx, "-v"], capture_output=True, text=True, timeout=10)
+    done = subprocess.run([nginx, "-v"], capture_output=True, text=True, timeout=10, check=False)
     found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", done.stderr + done.stdout)
     return tuple(int(n) for n in found.groups()) if found else (0,)
 

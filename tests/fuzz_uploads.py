@@ -56,7 +56,7 @@ def odd_valid_images(rng: np.random.Generator) -> dict[str, bytes]:
     rgba = rgb.copy()
     rgba.putalpha(Image.fromarray(np.where(np.asarray(grey) < 128, 255, 0).astype(np.uint8)))
     palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
-    sixteen = Image.fromarray((np.asarray(grey).astype(np.uint16) * 257))
+    sixteen = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)
     frames = [rgb, rgb.rotate(90), rgb.rotate(180)]
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate

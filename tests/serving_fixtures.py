@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.load import Dropped, HttpClient, children, cmdline, gunicorn_master, request_bytes, worker_pids
+from bench.load import Dropped, HttpClient, cmdline, gunicorn_master, request_bytes, worker_pids
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_STORE = 2000
@@ -106,11 +105,6 @@ class Deployment:
         argv = cmdline(self.gunicorn_master())
         return argv[argv.index("--bind") + 1]
 
-    def nginx_master(self) -> int:
-        found = [pid for pid in children(self.process.pid) if any("nginx" in a for a in cmdline(pid)[:1])]
-        assert found, "nginx is not running"
-        return found[0]
-
     def booted_workers(self) -> int:
         return self.log_text().count("Booting worker")
 
@@ -174,6 +168,3 @@ def direct(serving_store_dir, tmp_path_factory) -> Iterator[Deployment]:
     with deployment(serving_store_dir, tmp_path_factory.mktemp("direct") / "serve.log", proxy=False) as running:
         yield running
 
-
-def booting_pids(log_text: str) -> list[int]:
-    return [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log_text)]

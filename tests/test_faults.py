@@ -19,10 +19,11 @@ from pathlib import Path
 
 import h5py
 import pytest
-from serving_fixtures import (ROOT, Deployment, deployment, free_port, query_images, serve_env,  # noqa: F401
-                              serving_store_dir)
+from serving_fixtures import ROOT, Deployment, deployment, free_port, serve_env
 
 from bench.load import run_load
+
+pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 WORKERS, THREADS, CLIENTS = 2, 2, 4
 

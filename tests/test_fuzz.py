@@ -16,11 +16,13 @@ from collections.abc import Iterator
 
 import pytest
 from fuzz_uploads import Case, generate
-from serving_fixtures import Deployment, deployment, query_images, serving_store_dir  # noqa: F401 (fixtures)
+from serving_fixtures import Deployment, deployment
 
 from app.headers import SECURITY_HEADERS
 from app.server_errors import is_api
 from bench.load import Dropped, HttpClient, Reply
+
+pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 SEED = 11
 CASES = 1000
@@ -45,9 +47,9 @@ def problems_of(reply: Reply, case: Case) -> list[str]:
     found += [f"no {name} header" for name, value in SECURITY_HEADERS.items()
               if reply.headers.get(name.lower()) != value]
     if case.head or reply.status < 400:
-        if reply.status == 200 and case.path.startswith("/api/search") and case.kind != "path":
-            if b'"results":[{' not in reply.body:
-                found.append(f"a search answered 200 without results: {reply.body[:200]!r}")
+        searched = reply.status == 200 and case.path.startswith("/api/search") and case.kind != "path"
+        if searched and b'"results":[{' not in reply.body:
+            found.append(f"a search answered 200 without results: {reply.body[:200]!r}")
         return found
     content_type = reply.headers.get("content-type", "")
     text = reply.body.decode("utf-8", errors="replace")

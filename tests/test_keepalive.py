@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from serving_fixtures import direct, query_images, serving_store_dir  # noqa: F401 (fixtures)
 
 from bench.load import HttpClient, multipart, request_bytes, search_request
+
+pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 BIG = 100_000  # over gunicorn's 64 KiB drain
 

@@ -6,9 +6,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from serving_fixtures import proxied, query_images, serving_store_dir  # noqa: F401 (fixtures)
 
 from bench.load import run_load
+
+pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 REPORT_KEYS = {"requests", "requests_per_s", "ok", "rejected", "latency_ms", "good_latency_ms", "errors", "workers"}
 

@@ -8,9 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-
 from app.preprocess import ImageRejected, load_upload, prepare
+from PIL import Image, ImageDraw
 
 NAVY = (30, 40, 110)
 

@@ -17,12 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_fixtures import direct, free_port, proxied, serving_store_dir  # noqa: F401 (fixtures)
+from serving_fixtures import free_port
 
 from app.headers import SECURITY_HEADERS
 from app.proxy import find_nginx, nginx_argv, write_proxy_files
 from app.settings import Settings
 from bench.load import Dropped, HttpClient, Reply, request_bytes
+
+pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 
 def assert_api_error(reply: Reply, status: int) -> str:

@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_fixtures import ROOT, deployment, free_port, serve_env, serving_store_dir  # noqa: F401
+from serving_fixtures import ROOT, deployment, free_port, serve_env
 
 from bench.load import HttpClient, children, request_bytes
+
+pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 
 def alive(pid: int) -> bool:
@@ -57,8 +59,9 @@ def test_a_stop_signal_stops_nginx_then_gunicorn_cleanly(serving_store_dir, tmp_
 def test_when_one_process_dies_the_other_is_stopped_and_serve_fails(serving_store_dir, tmp_path, victim):
     log = tmp_path / "serve.log"
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, stdout=open(log, "wb"),
-                               stderr=subprocess.STDOUT, env=serve_env(serving_store_dir, port, 1, 1, None))
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, stdout=out,
+                                   stderr=subprocess.STDOUT, env=serve_env(serving_store_dir, port, 1, 1, None))
     try:
         deadline = time.monotonic() + 60
         while "Booting worker" not in log.read_text() or "nginx on" not in log.read_text():
@@ -81,7 +84,7 @@ def test_when_one_process_dies_the_other_is_stopped_and_serve_fails(serving_stor
 def test_without_nginx_serve_says_how_to_get_it_in_one_line(serving_store_dir):
     env = serve_env(serving_store_dir, free_port(), 1, 1, {"FASHION16_NGINX": "/nonexistent/nginx"})
     done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "apt-get install nginx" in lines[0] and "--no-proxy" in lines[0]
@@ -102,6 +105,6 @@ def test_a_taken_port_stops_serve_with_nginxs_reason(serving_store_dir):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         env = serve_env(serving_store_dir, taken.getsockname()[1], 1, 1, None)
         done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert "Address already in use" in done.stderr and "nginx exited with status 1; stopping" in done.stderr

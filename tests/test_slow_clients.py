@@ -13,9 +13,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from serving_fixtures import proxied, query_images, serving_store_dir  # noqa: F401 (fixtures)
-
 from bench.load import HttpClient, search_request
+
+pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 SLOW_CLIENTS = 20
 LINE_EVERY = 2.0    # seconds between two header lines of a slow client
