@@ -34,7 +34,8 @@ HEADER_BUFFER = "8k"  # the longest request line or header line nginx accepts
 PROXY_GRACE = 5       # nginx waits this much longer than gunicorn's worker timeout
 SHUTDOWN_TIMEOUT = 25  # a graceful stop waits at most this long for requests in progress
 # The statuses nginx answers itself, as nginx knows them -> as clients see them (494 is nginx's
-# "request header too large", which is HTTP's 431).
+# "request header too large", which is HTTP's 431). A client that stalls past a timeout (408)
+# is disconnected rather than answered: nginx resets timed-out connections.
 ERROR_STATUSES = {400: 400, 404: 404, 405: 405, 408: 408, 413: 413, 414: 414, 494: 431, 500: 500, 502: 502,
                   503: 503, 504: 504}
 
