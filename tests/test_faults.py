@@ -19,7 +19,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from serving_fixtures import ROOT, Deployment, deployment, free_port, serve_env
+from serving_helpers import ROOT, Deployment, deployment, free_port, serve_env
 
 from bench.load import run_load
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from fuzz_uploads import Case, generate
-from serving_fixtures import Deployment, deployment
+from serving_helpers import Deployment, deployment
 
 from app.headers import SECURITY_HEADERS
 from app.server_errors import is_api

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_fixtures import free_port
+from serving_helpers import free_port
 
 from app.headers import SECURITY_HEADERS
 from app.proxy import find_nginx, nginx_argv, write_proxy_files

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_fixtures import ROOT, deployment, free_port, serve_env
+from serving_helpers import ROOT, deployment, free_port, serve_env
 
 from bench.load import HttpClient, children, request_bytes
 
