@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app.model import file_sha256
-from app.web.imaging import png_bytes
 from PIL import Image
 
+from app.model import file_sha256
 from app.search import MAX_K
+from app.web.imaging import png_bytes
 
 
 def encoded(fmt: str, size: tuple[int, int] = (64, 64)) -> bytes:

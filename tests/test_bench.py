@@ -11,14 +11,14 @@ import sys
 
 import numpy as np
 import pytest
-from app.config import ROOT
-from app.preprocess import prepare
 
 from app.bench import run_bench
 from app.bench.features import hog, intensity_histogram
 from app.bench.profile import Profile
 from app.bench.timing import peak_rss_bytes
 from app.cli import main
+from app.config import ROOT
+from app.preprocess import prepare
 
 TINY = Profile("tiny", core_n=(2_000,), core_bits=(64, 256), core_queries=8, core_batches=1, core_seconds=0.2,
                http_requests=5, http_seconds=1.0, index_images=256, gallery=600, queries=24,

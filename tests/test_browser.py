@@ -11,8 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from app.web.imaging import png_bytes
 from werkzeug.serving import make_server
+
+from app.web.imaging import png_bytes
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot-results.png"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app.config import ROOT
-from app.data import CLASS_NAMES
-from app.index_store import read_index
 from PIL import Image
 
 from app.cli import parser
+from app.config import ROOT
+from app.data import CLASS_NAMES
+from app.index_store import read_index
 
 
 def run_app(*args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

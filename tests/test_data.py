@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from app.data import DEBIAN_DIR, FILES, DatasetError, candidate_dirs, load_fashion_mnist
 
 

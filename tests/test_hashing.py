@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from app.hamming_index import FaissHammingIndex, NumpyHammingIndex, make_hamming_index
 
+from app.hamming_index import FaissHammingIndex, NumpyHammingIndex, make_hamming_index
 from app.hashing import Hasher, check_bits, cosine_similarity, hamming
 
 BIT_LENGTHS = (32, 64, 96, 256, 1024)  # 32 and 96 take the byte path, the rest the 64-bit word path

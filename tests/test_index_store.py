@@ -11,19 +11,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from app.config import ROOT
 from app.index_store import (
-    CategoryLibrary,
-    GalleryIndex,
-    IndexStoreError,
-    code_prefix,
-    index_summary,
-    read_index,
-    verify_codes,
-    verify_structure,
-    write_index,
+    CategoryLibrary, GalleryIndex, IndexStoreError, code_prefix, index_summary, read_index, verify_codes,
+    verify_structure, write_index,
 )
-
 from app.indexer import assemble
 
 SHA = "ab" * 32

@@ -6,17 +6,12 @@ import urllib.request
 
 import numpy as np
 import pytest
+
 from app.model import (
-    VGG16_NOTOP,
-    Embedder,
-    FusedBatchNorm,
-    VGGPreprocess,
-    WeightsUnavailableError,
-    build_fashion16,
-    build_vgg16,
-    keras,
+    VGG16_NOTOP, Embedder, FusedBatchNorm, VGGPreprocess, WeightsUnavailableError, build_fashion16, build_vgg16, keras,
     resolve_vgg16_weights,
 )
+
 
 to_numpy = keras.ops.convert_to_numpy
 

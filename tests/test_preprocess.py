@@ -8,8 +8,9 @@ import zlib
 
 import numpy as np
 import pytest
-from app.preprocess import ImageRejected, load_upload, prepare
 from PIL import Image, ImageDraw
+
+from app.preprocess import ImageRejected, load_upload, prepare
 
 NAVY = (30, 40, 110)
 

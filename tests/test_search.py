@@ -12,9 +12,9 @@ import json
 
 import numpy as np
 import pytest
-from app.index_store import IndexStoreError, read_index, write_index
 from PIL import Image
 
+from app.index_store import IndexStoreError, read_index, write_index
 from app.indexer import assemble
 from app.search import MAX_K, SOFT_MIN_PROBABILITY, Searcher
 

@@ -10,14 +10,14 @@ import sys
 
 import numpy as np
 import pytest
-from app.data import CLASS_NAMES
-from app.index_store import read_index, write_index
-from app.model import Embedder
-from app.train import train_vgg16
 from PIL import Image
 
+from app.data import CLASS_NAMES
+from app.index_store import read_index, write_index
 from app.indexer import build_index, open_gallery
+from app.model import Embedder
 from app.search import Searcher
+from app.train import train_vgg16
 
 FOLDERS = {"Trouser": 1, "ankle_boot": 9, "bag": 8}
 

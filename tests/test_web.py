@@ -7,12 +7,12 @@ import logging
 import re
 
 import pytest
-from app.index_store import read_index, write_index
-from app.web.settings import from_env
 from PIL import Image
 
 from app import create_app
+from app.index_store import read_index, write_index
 from app.web.service import StartupError
+from app.web.settings import from_env
 
 TILE = re.compile(rb'<li class="tile">')
 EXTERNAL = re.compile(rb'(?:src|href|action)="(?:https?:)?//')
