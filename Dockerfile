@@ -1,5 +1,6 @@
-# Fashion-16: gunicorn serving wsgi:app, with the committed model and the default
-# Fashion-MNIST gallery index built into the image (containers start in seconds, never write).
+# Fashion-16: nginx in front of gunicorn (python -m app serve), with the committed model and
+# the Fashion-MNIST catalog's store built into the image (containers start in seconds, never write
+# outside /tmp). nginx runs as the image's user, its files in a private /tmp directory.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,9 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     PORT=8000
 
-# Fashion-MNIST from Debian: the gallery indexed below (and the data `python -m app train` uses).
+# Fashion-MNIST from Debian: the gallery indexed below (and the data `python -m app train` uses);
+# nginx: the reverse proxy `python -m app serve` puts in front of gunicorn.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends dataset-fashion-mnist \
+    && apt-get install -y --no-install-recommends dataset-fashion-mnist nginx \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv/fashion16
@@ -22,8 +24,12 @@ COPY app/ app/
 COPY models/ models/
 COPY templates/ templates/
 COPY static/ static/
+COPY deploy/ deploy/
 COPY wsgi.py gunicorn.conf.py ./
-RUN python -m app index build --out index_store/fashion_mnist.h5
+RUN python -m app index build --catalog fashion-mnist
+# Served: the catalogs whose stores the image holds (add photos once its model is committed).
+ENV FASHION16_CATALOGS=fashion-mnist \
+    FASHION16_DEFAULT_CATALOG=fashion-mnist
 
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent fashion16
 USER fashion16
@@ -32,5 +38,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD python -c "import os, urllib.request as u; b = os.environ.get('FASHION16_BIND') or ':' + os.environ.get('PORT', '8000'); u.urlopen('http://127.0.0.1:' + b.rsplit(':', 1)[1] + '/api/health', timeout=4)"
 
-# gunicorn reads ./gunicorn.conf.py (bind, workers, threads, timeouts) from the working directory.
-CMD ["gunicorn", "wsgi:app"]
+# nginx on $PORT (FASHION16_BIND) buffers clients and hands complete requests to gunicorn
+# (./gunicorn.conf.py) on a unix socket; both stop cleanly on `docker stop` (SIGTERM).
+# FASHION16_PROXY=0 serves with gunicorn alone.
+CMD ["python", "-m", "app", "serve"]

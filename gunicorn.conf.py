@@ -17,6 +17,9 @@ except SettingsError as exc:
 bind = _settings.bind
 workers = _settings.workers
 threads = _settings.threads
+# gthread, answering what gunicorn refuses itself in the app's shape (JSON under /api/, with the
+# security headers) and saying "Connection: close" whenever it will close (app/gunicorn_worker.py).
+worker_class = "app.gunicorn_worker.ThreadWorker"
 timeout = _settings.timeout  # a worker busy this long is restarted
 graceful_timeout = 30
 keepalive = 5
@@ -27,7 +30,8 @@ keepalive = 5
 # that builds it (gunicorn then exits).
 preload_app = False
 
-# Requests carry one image in the body; headers and URLs stay small.
+# Requests carry one image in the body; headers and URLs stay small. (Behind nginx,
+# `python -m app serve` lifts these: nginx bounds them already, see app/serving.py.)
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
@@ -42,4 +46,4 @@ control_socket_disable = True
 accesslog = _settings.access_log
 errorlog = "-"
 loglevel = _settings.log_level
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms %(p)s'
+access_log_format = '%(h)s %({x-forwarded-for}i)s "%(r)s" %(s)s %(b)s %(M)sms %(p)s'

@@ -49,6 +49,7 @@ class Settings:
     access_log: str = "-"
     # the reverse proxy in front of gunicorn (python -m app serve)
     proxy: bool = True
+    nginx: str = "nginx"                    # the nginx binary: a name looked up on PATH and in sbin, or a path
 
     @property
     def max_upload_bytes(self) -> int:
@@ -81,6 +82,7 @@ class Settings:
             log_level=read.choice("FASHION16_LOG_LEVEL", "info", LOG_LEVELS),
             access_log=env.get("FASHION16_ACCESS_LOG", "-") or "-",
             proxy=read.flag("FASHION16_PROXY", True),
+            nginx=read.text("FASHION16_NGINX", cls.nginx),
         )
 
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dataset-fashion-mnist)
+packages=(dataset-fashion-mnist nginx)  # nginx: the reverse proxy of `python -m app serve`
 [ "${DEV:-0}" = 1 ] && packages+=(chromium chromium-driver)
 # A python3 from elsewhere (pyenv, python.org) is fine: apt's is needed only when none can make a venv.
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3 python3-venv)

@@ -3,20 +3,15 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
+from ..headers import CONTENT_SECURITY_POLICY, SECURITY_HEADERS  # noqa: F401 (re-exported)
 from ..settings import Settings
 from . import api, errors, images, pages
 from .service import EXTENSION, load_service
 
-# Everything is served from this origin (no CDN); previews of chosen files are blob: URLs
-# and the query image on the results page is a data: URL.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
-                           "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-
 
 def security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 

@@ -10,11 +10,13 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from ..imaging.decode import ImageRejected
 from ..search import DEFAULT_MODE
+from ..server_errors import is_api
+from ..server_errors import message as status_message
 from .pages import render_form
 from .requests import upload_limit_mb
 
-API_PREFIX = "/api/"
 FORM_ENDPOINT = "pages.search"
+DRAIN_CHUNK = 64 * 1024
 
 
 def describe(exc: HTTPException) -> str:
@@ -29,12 +31,14 @@ def describe(exc: HTTPException) -> str:
         return f"{request.method} is not allowed here" + (f"; use {allowed}" if allowed else "")
     if isinstance(exc, InternalServerError):
         return "something went wrong on our side; please try again"
-    return exc.description or exc.name
+    if not exc.description or exc.description == type(exc).description:  # Werkzeug's generic wording
+        return status_message(exc.code or 500)
+    return exc.description
 
 
 def respond(status: int, message: str) -> Response:
     """JSON for API clients; for people, the form again (upload errors) or an error page."""
-    if request.path.startswith(API_PREFIX):
+    if is_api(request.path):
         response = jsonify(error=message)
         response.status_code = status
         return response
@@ -55,20 +59,30 @@ def handle_rejected_image(exc: ImageRejected) -> Response:
     return respond(exc.status, str(exc))
 
 
-def close_if_body_unread(response: Response) -> Response:
-    """Say ``Connection: close`` when a refused request's body was left unread.
+def drain_unread_body(response: Response) -> Response:
+    """Read what is left of a request body the app did not need, so the connection stays usable.
 
-    The server cannot reuse a connection whose request body it did not consume and closes
-    it; announcing that lets keep-alive clients open a new one instead of failing their
-    next request on a dead socket.
+    A refused upload (wrong content type, too many fields, a failed check) leaves its body
+    unread. gunicorn drains at most 64 KiB of it after the response and otherwise closes the
+    socket, although the response said "keep-alive" (the client's next request on it then
+    fails; and an app's own "Connection: close" is a hop-by-hop header that WSGI servers drop).
+    Bodies within the upload limit are read here, before the response goes out; a body
+    declared over the limit is not (that is the point of the limit): the gunicorn worker
+    answers those, and chunked ones, with "Connection: close" (app/gunicorn_worker.py).
     """
-    has_body = request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "")
-    if response.status_code >= 400 and has_body and not getattr(request.stream, "is_exhausted", True):
-        response.headers["Connection"] = "close"
+    limit = request.max_content_length
+    if request.content_length is not None and limit is not None and request.content_length > limit:
+        return response
+    try:
+        stream = request.stream
+        while stream.read(DRAIN_CHUNK):
+            pass
+    except (HTTPException, OSError):  # over the limit while chunked, or the client went away: nothing to keep
+        pass
     return response
 
 
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(ImageRejected, handle_rejected_image)
-    app.after_request(close_if_body_unread)
+    app.after_request(drain_unread_body)

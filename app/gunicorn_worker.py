@@ -1,0 +1,96 @@
+"""Fashion-16's gunicorn worker: gthread, with keep-alive that tells the truth and errors in the app's shape.
+
+Three things stock gunicorn does on its own that clients trip over (measured with real
+gunicorn 27 and a raw keep-alive client, tests/test_keepalive.py):
+
+- After a response, gunicorn drains at most 64 KiB (and 5 s) of a request body the app
+  left unread; when more is left it closes the socket, although the response already said
+  ``Connection: keep-alive``, and it strips any ``Connection: close`` the app sets (a
+  hop-by-hop header). The client's next request on that socket then fails. The app drains
+  bodies within its upload limit itself (app/web/errors.py); a body declared larger than
+  that limit, or chunked (its length unknown), is marked here before the app runs, so the
+  response says ``Connection: close`` and the client knows to reconnect.
+- A request gunicorn refuses itself (request line too long: 414, too many or too large
+  headers: 431, malformed HTTP: 400) got an HTML page without the security headers; here
+  it gets the API's JSON ``{"error": ...}`` (under /api/, or when the path could not be
+  read) or a short page elsewhere, with the app's security headers.
+- A catalog that cannot be served stops the worker with the app's one-line reason
+  instead of a traceback (gunicorn then stops: "Worker failed to boot").
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
+
+from .headers import SECURITY_HEADERS
+from .server_errors import error_json, error_page, is_api, message
+from .settings import Settings, SettingsError
+
+WORKER_BOOT_ERROR = 3  # gunicorn's Arbiter.WORKER_BOOT_ERROR: the master stops instead of respawning
+REASONS = {400: "Bad Request", 403: "Forbidden", 414: "URI Too Long", 417: "Expectation Failed",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented"}
+
+_failing = threading.local()  # the path of the request whose error is being written, per worker thread
+
+
+def error_response(status: int, path: str | None) -> bytes:
+    """A whole HTTP response for an error gunicorn answers: JSON under /api/ (or path unknown), else a page."""
+    if path is None or is_api(path):
+        body, content_type = error_json(message(status)), "application/json"
+    else:
+        body, content_type = error_page(status, message(status)), "text/html; charset=utf-8"
+    head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}", "Connection: close",
+            f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in SECURITY_HEADERS.items())]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """Stands in for gunicorn.util.write_error (HTML, no security headers) in this worker's process."""
+    util.write_nonblock(sock, error_response(int(status_int), getattr(_failing, "path", None)))
+
+
+def body_may_stay_unread(headers: list[tuple[str, str]], limit: int) -> bool:
+    """Whether the app may answer without reading the whole body: chunked, or declared over the upload limit."""
+    for name, value in headers:
+        if name == "TRANSFER-ENCODING":
+            return True
+        if name == "CONTENT-LENGTH" and value.strip().isdigit() and int(value) > limit:
+            return True
+    return False
+
+
+class ThreadWorker(GunicornThreadWorker):
+    """gunicorn's gthread worker with the three changes above; everything else is gunicorn's."""
+
+    def init_process(self) -> None:
+        try:
+            self.upload_limit = Settings.from_env().max_upload_bytes
+        except SettingsError:  # gunicorn.conf.py has already refused to start on a bad value
+            self.upload_limit = Settings().max_upload_bytes
+        util.write_error = write_error  # gunicorn writes its own error answers through this function
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        from .web.service import StartupError
+
+        try:
+            super().load_wsgi()
+        except StartupError:  # the app has logged why, naming the command that fixes it
+            sys.exit(WORKER_BOOT_ERROR)
+
+    def handle_request(self, req, conn):
+        if body_may_stay_unread(req.headers, self.upload_limit):
+            req.must_close = True  # answered with "Connection: close"; the connection then closes
+        return super().handle_request(req, conn)
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        source = req if req is not None else getattr(exc, "req", None)
+        _failing.path = getattr(source, "path", None)
+        try:
+            super().handle_error(req, client, addr, exc)
+        finally:
+            _failing.path = None
