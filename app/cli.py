@@ -241,7 +241,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise FileNotFoundError(f"the benchmarks are not part of this installation ({exc}); run them from a "
                                 f"checkout of the repository: `python -m bench --help`") from None
-    return bench_main(args.bench_args)
+    return bench_main(args.bench_args, prog="python -m app bench")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """``bench`` hands all its arguments, options and --help included, to the benchmarks' own parser."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return argparse.Namespace(func=cmd_bench, bench_args=argv[1:])
+    return parser().parse_args(argv)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -341,8 +349,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", metavar="PATH", help="write the report here")
     sp.add_argument("--model", default="fashion16", help="model name or file (default: fashion16)")
 
-    sp = add("bench", cmd_bench, "the benchmarks (python -m bench; run from the repository)")
-    sp.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed on, e.g. --quick --json out.json")
+    add("bench", cmd_bench, "the benchmarks: python -m bench, from a checkout (`python -m app bench --help`)")
 
     sp = add("serve", cmd_serve, "serve the web app and API: nginx in front of gunicorn (settings: FASHION16_*)")
     sp.add_argument("--bind", help="HOST:PORT to listen on (default: $FASHION16_BIND, else 0.0.0.0:$PORT or 8000)")
@@ -362,7 +369,7 @@ def known_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     try:
         return args.func(args)
     except Exception as exc:

@@ -11,9 +11,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "python -m bench") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m bench",
+        prog=prog,
         description="Fashion-16 benchmarks: search core to 1M items, HTTP and lean serving (both catalogs), "
                     "indexing, quality by code length, the paper's Tables 2-4, Keras vs LiteRT. The full run "
                     "(about 25 min on 2 cores) rewrites docs/benchmarks.md, its JSON and plots. Also run as "
@@ -28,16 +28,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["--"]:  # `python -m app bench -- --quick`: the separator argparse.REMAINDER keeps
-        argv = argv[1:]
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
+    args = parser(prog).parse_args(sys.argv[1:] if argv is None else list(argv))
     if args.report_only:
         from .report import render_report
         from .runner import DOCS
 
-        print(f"wrote {render_report(args.report_only, args.report_dir or DOCS)}", file=sys.stderr)
+        render_report(args.report_only, args.report_dir or DOCS)  # says where it wrote
         return 0
     from .runner import run_bench
 

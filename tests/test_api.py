@@ -198,7 +198,7 @@ def test_health_lists_the_catalogs_with_their_models(client, catalogs, store_dir
         assert entry["model"]["runtime"] == "litert" and entry["bits"] == 256
     photos, fashion = body["catalogs"]
     assert photos["items"] == 400 and photos["model"]["file"] == "photos.tflite"
-    assert photos["model"]["input"] == [224, 224, 3]
+    assert photos["model"]["input"] == [192, 192, 3]
     assert fashion["items"] == 2000 and fashion["model"]["file"] == "fashion16.tflite"
     assert body["modes"] == ["routed", "direct", "soft"] and body["max_k"] == MAX_K
     assert str(store_dir) not in str(body) and str(ROOT) not in str(body)  # no server paths

@@ -211,12 +211,12 @@ def test_train_photos_quick_run(capsys, tmp_path):
 
     out = tmp_path / "photos.keras"
     code, text, _ = run(capsys, "train", "--catalog", "photos", "--out", out, "--epochs", 1, "--limit", 40)
-    assert code == 0 and "Epoch 1/1" in text and "Done in" in text
+    assert code == 0 and "Fine-tuning MobileNetV2 on 40 photos (1 epochs" in text and "Done in" in text
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["images"] == 40 and card["weights"]["sha256"].startswith("b0353104")
     assert card["class_names"][3] == "Outerwear" and len(card["confusion_matrix_test"]) == 10
     model = LiteRTModel(out.with_suffix(".tflite"))
-    assert model.input_shape == (224, 224, 3) and model.embedding_dim == 1280
+    assert model.input_shape == (192, 192, 3) and model.embedding_dim == 1280
     assert out.with_name("photos_history.png").is_file()
 
 

@@ -45,10 +45,12 @@ def test_photo_report_has_every_figure_and_they_add_up(photo_report, catalogs, t
     # category: routed precision@20 is exactly the classifier's accuracy.
     assert r["precision_at_20_routed"] == pytest.approx(r["classifier_accuracy"])
     assert r["item_recall_at_20"] >= r["item_recall_at_1"] >= 0.5  # retaken catalog photos find themselves
+    assert r["item_recall_mode"] == "direct" and r["item_recall_by_mode"]["direct"]["at_20"] == r["item_recall_at_20"]
+    assert r["item_recall_by_mode"]["direct"]["at_20"] >= r["item_recall_by_mode"]["routed"]["at_20"]
     assert sum(row["queries"] for row in r["per_category"]) == 30
     assert sum(row["catalog_items"] for row in r["per_category"]) == 400
     assert r["mean_query_ms_routed"] > 0 and r["latency"]["routed"]["samples"] == 30
-    assert "Dress" in photos.summary(r) and "item recall@1" in photos.summary(r)
+    assert "Dress" in photos.summary(r) and "item recall@1 / @20 soft" in photos.summary(r)
 
 
 def test_fashion_mnist_report_is_the_papers_evaluation(catalogs, fmnist):

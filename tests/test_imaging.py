@@ -262,12 +262,13 @@ def test_fashion_mnist_images_pass_through_unchanged(fmnist):
     np.testing.assert_array_equal(load_upload(encode(Image.fromarray(image)))[..., 0], image)
 
 
-def test_colour_models_get_the_whole_rgb_photo():
+def test_colour_models_get_the_centre_of_the_rgb_photo():
     red = garment(size=(300, 150), fg=(220, 20, 20))
     x = prepare(red, (64, 64, 3))
     assert x.shape == (64, 64, 3) and x.dtype == np.float32
-    expected = np.asarray(red.resize((64, 64), Image.Resampling.BILINEAR), np.float32)
-    assert np.abs(x - expected).mean() < 3  # the whole picture, squashed square: no crop, no padding
+    scaled = red.resize((128, 64), Image.Resampling.BILINEAR)  # shorter side to 64, then the centre square
+    expected = np.asarray(scaled.crop((32, 0, 96, 64)), np.float32)
+    assert np.abs(x - expected).mean() < 3
     garment_px = x[(x[..., 0] - x[..., 1]) > 100]
     assert len(garment_px) > 200 and np.all(garment_px[:, 0] > 150)  # still red: colour is kept
     grey = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)

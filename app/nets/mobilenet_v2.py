@@ -53,20 +53,32 @@ def _inverted_residual(x, out_channels: int, stride: int, expansion: int, block:
     return y
 
 
+LAST_BLOCK = 1 + sum(n for _, _, n, _ in SETTING)  # features.18: the final 1x1 convolution to 1280 channels
+
+
+def mobilenet_v2_blocks(x, first: int = 0, last: int = LAST_BLOCK, prefix: str = ""):
+    """torchvision's ``features[first..last]`` applied to ``x``; layers are named ``prefix`` + their state-dict
+    names, so a second copy of some blocks (another prefix) can live in the same model."""
+    if first <= 0 <= last:
+        x = _conv_bn(x, 32, 3, 2, f"{prefix}features.0.0", f"{prefix}features.0.1")
+    block = 1
+    for t, c, n, s in SETTING:
+        for i in range(n):
+            if first <= block <= last:
+                x = _inverted_residual(x, c, s if i == 0 else 1, t, f"{prefix}features.{block}")
+            block += 1
+    if last == LAST_BLOCK:
+        x = _conv_bn(x, FEATURE_DIM, 1, 1, f"{prefix}features.{block}.0", f"{prefix}features.{block}.1")
+    return x
+
+
 def mobilenet_v2_features(input_size: int | None = 224, name: str = "mobilenet_v2") -> keras.Model:
     """The backbone: RGB 0-255 in, 1280-d global-average-pooled ImageNet features out.
 
     ``input_size=None`` accepts any size (training at one size, serving at another).
     """
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = torchvision_scaling()(inputs)
-    x = _conv_bn(x, 32, 3, 2, "features.0.0", "features.0.1")
-    block = 1
-    for t, c, n, s in SETTING:
-        for i in range(n):
-            x = _inverted_residual(x, c, s if i == 0 else 1, t, f"features.{block}")
-            block += 1
-    x = _conv_bn(x, FEATURE_DIM, 1, 1, f"features.{block}.0", f"features.{block}.1")
+    x = mobilenet_v2_blocks(torchvision_scaling()(inputs))
     features = layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, features, name=name)
 
@@ -78,16 +90,20 @@ def mobilenet_v2_imagenet(input_size: int | None = 224) -> keras.Model:
     return keras.Model(backbone.input, layers.Softmax(name="imagenet_probs")(logits), name="mobilenet_v2_imagenet")
 
 
-def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -> int:
-    """Copy torchvision MobileNetV2 weights into ``model`` (built here); returns the number of entries used.
+def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray], prefix: str = "",
+                             require_all: bool = True) -> int:
+    """Copy torchvision MobileNetV2 weights into the layers of ``model`` named ``prefix`` + a state-dict name.
 
     Convolutions go from (out, in, h, w) to (h, w, in, out), depthwise ones to (h, w, channels, 1),
-    the classifier from (out, in) to (in, out). Every layer must find its weights, and every
-    weight of the file must be used (the classifier only when the model has one).
+    the classifier from (out, in) to (in, out). Every such layer must find its weights, and with
+    ``require_all`` every weight of the file must be used (the classifier only when the model has
+    one). Returns the number of state-dict entries used.
     """
     used: set[str] = set()
     for layer in model.layers:
-        name = layer.name
+        name = layer.name.removeprefix(prefix)
+        if not layer.name.startswith(prefix) or name.split(".")[0] not in ("features", "classifier"):
+            continue
         if isinstance(layer, layers.DepthwiseConv2D):
             values = [state[f"{name}.weight"].transpose(2, 3, 0, 1)]
         elif isinstance(layer, layers.Conv2D):
@@ -101,11 +117,11 @@ def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -
             continue
         expected = [tuple(w.shape) for w in layer.get_weights()]
         if [v.shape for v in values] != expected:
-            raise ValueError(f"{name}: weights {[v.shape for v in values]} do not fit {expected}")
+            raise ValueError(f"{layer.name}: weights {[v.shape for v in values]} do not fit {expected}")
         layer.set_weights(values)
         used.update(k for k in state if k.startswith(name + ".") and k.rsplit(".", 1)[0] == name)
-    has_classifier = any(layer.name == "classifier.1" for layer in model.layers)
+    has_classifier = any(layer.name == prefix + "classifier.1" for layer in model.layers)
     unused = sorted(k for k in state if k not in used and (has_classifier or not k.startswith("classifier.")))
-    if unused:
+    if require_all and unused:
         raise ValueError(f"{len(unused)} weights of the file fit no layer, e.g. {unused[:3]}")
     return len(used)

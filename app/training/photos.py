@@ -34,6 +34,8 @@ class PhotoRecipe:
     train_bn: bool = True     # batch norm of the trained blocks updates its statistics
     min_crop: float = 0.3     # smallest crop, as a share of the photo's area
     dropout: float = 0.2
+    embedding: str = "both"   # what gets hashed: "finetuned", "imagenet" or "both" (chosen on held-out photos)
+    imagenet_size: int = 128  # the ImageNet features' input size (chosen on held-out photos)
     seed: int = 16
 
 
@@ -74,25 +76,65 @@ def model_inputs(photos: PhotoSet, size: int) -> np.ndarray:
     return np.stack([photo_input(decode(photos.read(i)), size) for i in range(len(photos))])
 
 
-def build_photo_model(recipe: PhotoRecipe, weights: dict[str, np.ndarray] | None, input_size: int | None,
-                      num_classes: int = len(CLASS_NAMES)) -> keras.Model:
-    """MobileNetV2 features -> softmax head; embedding = the unit-normalised 1280-d pooled features."""
-    from ..nets.mobilenet_v2 import load_torchvision_weights, mobilenet_v2_features
+IMAGENET_PREFIX = "imagenet."
 
-    backbone = mobilenet_v2_features(input_size)
+
+def build_photo_model(recipe: PhotoRecipe, weights: dict[str, np.ndarray] | None, input_size: int | None,
+                      num_classes: int = len(CLASS_NAMES), serving: bool = True) -> keras.Model:
+    """MobileNetV2 classifier (fine-tuned) and, when serving, the embedding ``recipe.embedding`` asks for.
+
+    The paper pairs a classifier with generic ImageNet features for hashing; here both come
+    from one MobileNetV2 stem: the blocks below ``frozen_blocks`` keep their ImageNet weights
+    (computed once), then one copy of the remaining blocks is fine-tuned for the categories
+    and, for an ``imagenet`` or ``both`` embedding, a frozen copy keeps ImageNet's features,
+    which tell one garment from another far better than features trained to tell categories
+    apart (see the card's embedding choice). Training builds the classifier alone.
+    """
+    from ..nets.mobilenet_v2 import LAST_BLOCK, load_torchvision_weights, mobilenet_v2_blocks, torchvision_scaling
+
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    stem = mobilenet_v2_blocks(torchvision_scaling()(inputs), 0, recipe.frozen_blocks - 1)
+    tuned = layers.GlobalAveragePooling2D(name="pool")(
+        mobilenet_v2_blocks(stem, recipe.frozen_blocks, LAST_BLOCK))
+    probs = layers.Dense(num_classes, activation="softmax", name="probs")(
+        layers.Dropout(recipe.dropout, name="head_dropout")(tuned))
+    features = [tuned] if recipe.embedding in ("finetuned", "both") or not serving else []
+    if serving and recipe.embedding in ("imagenet", "both"):
+        features.append(imagenet_branch(inputs, stem, recipe))
+    if len(features) > 1:  # each part unit-length first, so both weigh the same in the cosine
+        features = [layers.Concatenate(name="joined")(
+            [layers.UnitNormalization(name=f"part{i}")(f) for i, f in enumerate(features)])]
+    embedding = layers.UnitNormalization(name="embedding")(features[0])
+    model = keras.Model(inputs, [probs, embedding], name="photos_mobilenet_v2")
     if weights is not None:
-        load_torchvision_weights(backbone, weights)
-    for layer in backbone.layers:
-        parts = layer.name.split(".")
-        if parts[0] == "features" and int(parts[1]) < recipe.frozen_blocks:
+        load_torchvision_weights(model, weights, require_all=False)
+        if IMAGENET_PREFIX + "pool" in {layer.name for layer in model.layers}:
+            load_torchvision_weights(model, weights, prefix=IMAGENET_PREFIX, require_all=False)
+    for layer in model.layers:
+        parts = layer.name.removeprefix(IMAGENET_PREFIX).split(".")
+        if layer.name.startswith(IMAGENET_PREFIX) or (parts[0] == "features" and int(parts[1]) < recipe.frozen_blocks):
             layer.trainable = False
         if isinstance(layer, layers.BatchNormalization) and not recipe.train_bn:
             layer.trainable = False
-    features = backbone.output
-    dropped = layers.Dropout(recipe.dropout, name="head_dropout")(features)
-    probs = layers.Dense(num_classes, activation="softmax", name="probs")(dropped)
-    embedding = layers.UnitNormalization(name="embedding")(features)
-    return keras.Model(backbone.input, [probs, embedding], name="photos_mobilenet_v2")
+    return model
+
+
+def imagenet_branch(inputs, stem, recipe: PhotoRecipe):
+    """Frozen ImageNet MobileNetV2 features of the photo, at ``recipe.imagenet_size`` pixels.
+
+    At the serving size it shares the frozen stem; smaller, it sees its own resized copy of the
+    photo (bilinear), which costs far less (the embedding choice in the card measured it).
+    """
+    from ..nets.mobilenet_v2 import LAST_BLOCK, mobilenet_v2_blocks, torchvision_scaling
+
+    if recipe.imagenet_size == recipe.input_size:
+        x = mobilenet_v2_blocks(stem, recipe.frozen_blocks, LAST_BLOCK, prefix=IMAGENET_PREFIX)
+    else:
+        size = recipe.imagenet_size
+        small = layers.Resizing(size, size, interpolation="bilinear", name=IMAGENET_PREFIX + "resize")(inputs)
+        x = mobilenet_v2_blocks(torchvision_scaling(IMAGENET_PREFIX + "scaling")(small), 0, LAST_BLOCK,
+                                prefix=IMAGENET_PREFIX)
+    return layers.GlobalAveragePooling2D(name=IMAGENET_PREFIX + "pool")(x)
 
 
 def train_photos(out: Path, recipe: PhotoRecipe = PhotoRecipe(), weights_file: str | None = None,
@@ -106,7 +148,8 @@ def train_photos(out: Path, recipe: PhotoRecipe = PhotoRecipe(), weights_file: s
     if limit:  # a quick check of the whole run: a spread of every split
         splits = {name: spread(photos, limit) for name, photos in splits.items()}
     train, validation = splits["train"], splits["validation"]
-    net = build_photo_model(recipe, read_state_dict(weights_path), input_size=None)
+    state = read_state_dict(weights_path)
+    net = build_photo_model(recipe, state, input_size=None, serving=False)
     classifier = keras.Model(net.input, net.outputs[0])
     steps = int(np.ceil(len(train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -122,25 +165,40 @@ def train_photos(out: Path, recipe: PhotoRecipe = PhotoRecipe(), weights_file: s
     history = classifier.fit(
         training_stream(train, recipe), steps_per_epoch=steps, epochs=recipe.epochs,
         validation_data=finite(x_val, validation.labels), verbose=1 if sys.stdout.isatty() else 2).history
-    return publish(net, recipe, out, history, time.time() - start, splits)
+    return publish(net, state, recipe, out, history, time.time() - start, splits)
 
 
-def publish(trained: keras.Model, recipe: PhotoRecipe, out: Path, history: dict, train_seconds: float,
-            splits: dict[str, PhotoSet], notes: dict | None = None) -> dict:
+def serving_model(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: PhotoRecipe) -> keras.Model:
+    """The trained classifier's weights, plus the frozen ImageNet branch, at the serving size."""
+    serving = build_photo_model(recipe, imagenet, input_size=recipe.input_size)
+    trained_layers = {layer.name: layer for layer in trained.layers}
+    for layer in serving.layers:
+        if layer.name in trained_layers and layer.weights:
+            layer.set_weights(trained_layers[layer.name].get_weights())
+    return serving
+
+
+def publish(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: PhotoRecipe, out: Path, history: dict,
+            train_seconds: float, splits: dict[str, PhotoSet], notes: dict | None = None) -> dict:
     """The trained weights at the serving size: saved, converted, measured on validation and (once) on test,
     soft mode tuned on validation, and the card that says all of it."""
     from ..nets.torch_weights import MOBILENET_V2_FILE, MOBILENET_V2_SHA256
     from .cards import confusion, environment, save_card, save_model
 
-    serving = build_photo_model(recipe, None, input_size=recipe.input_size)
-    serving.set_weights(trained.get_weights())
+    serving = serving_model(trained, imagenet, recipe)
     train, validation, test = splits["train"], splits["validation"], splits["test"]
     y_val = predict(serving, model_inputs(validation, recipe.input_size))
     y_test = predict(serving, model_inputs(test, recipe.input_size))
     card = {
         "name": out.stem, "file": out.name,
-        "architecture": "MobileNetV2 (torchvision layout, ImageNet weights) + dropout + softmax 10; "
-                        "embedding = unit-normalised 1280-d global-average-pooled features",
+        "architecture": "MobileNetV2 (torchvision layout, ImageNet weights): blocks 0-"
+                        f"{recipe.frozen_blocks - 1} shared and frozen, then a fine-tuned copy of the rest + "
+                        "dropout + softmax 10 (the classifier)"
+                        + {"finetuned": "; embedding = its unit-normalised 1280-d pooled features",
+                           "imagenet": ", and a frozen ImageNet copy whose unit-normalised 1280-d pooled "
+                                       "features are the embedding",
+                           "both": ", and a frozen ImageNet copy; embedding = the unit-normalised pooled features "
+                                   "of both copies, each unit-length, side by side (2,560-d)"}[recipe.embedding],
         "parameters": int(serving.count_params()),
         "inputs": f"{recipe.input_size}x{recipe.input_size}x3 RGB, 0-255 (ImageNet scaling is inside the model); "
                   "photos are scaled so the shorter side fits and centre-cropped square (app/imaging/photo.py)",
