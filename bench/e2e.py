@@ -18,7 +18,7 @@ from app.settings import Settings
 
 from .http_client import many_clients, one_client, search_body
 from .profile import Profile
-from .servers import child_pids, running
+from .servers import running, worker_pids
 from .serving import GUNICORN, catalog_items, server_env
 from .timing import rss_bytes
 from .uploads import Uploads
@@ -54,7 +54,7 @@ def run_e2e(settings: Settings, uploads: Uploads, profile: Profile) -> dict:
             running(GUNICORN, server_env(settings), Path(tmp) / "gunicorn.log") as server:
         results = fashion_figures(server.port, fashion, profile)
         results["photos"] = photo_figures(server.port, photos, big, profile)
-        pids = [server.process.pid, *child_pids(server.process.pid)]
+        pids = [server.process.pid, *worker_pids(server.process.pid)]
         results["e2e"].update({"server_processes": len(pids), "server_rss_bytes": sum(rss_bytes(p) for p in pids),
                                "workers": len(pids) - 1, "threads": settings.threads,
                                "catalogs": catalog_items(server), "store_dir": str(settings.store_dir)})

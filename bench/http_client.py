@@ -18,6 +18,8 @@ import numpy as np
 from app.evaluation.metrics import summarise_ms
 from app.progress import Progress
 
+from .load import multipart
+
 BOUNDARY = "fashion16-bench-boundary"
 HEADERS = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 WARMUP_REQUESTS = 5
@@ -25,10 +27,8 @@ WARMUP_REQUESTS = 5
 
 def search_body(image: bytes, catalog: str | None = None, filename: str = "query") -> bytes:
     """A ready-to-send search form: the file in the ``image`` field, and the catalog when given."""
-    fields = f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"catalog\"\r\n\r\n{catalog}\r\n" if catalog else ""
-    head = (f"{fields}--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()
-    return head + image + f"\r\n--{BOUNDARY}--\r\n".encode()
+    fields = [("catalog", catalog)] if catalog else []
+    return multipart(fields, [("image", filename, "application/octet-stream", image)], BOUNDARY)[0]
 
 
 @dataclass

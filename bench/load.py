@@ -20,10 +20,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+
+from .servers import gunicorn_master, worker_memory
 
 IDLE_REUSE_SECONDS = 1.0  # reconnect rather than reuse a connection idle this long (servers time them out)
 
@@ -202,53 +203,6 @@ class HttpClient:
                 return b"".join(parts)
             parts.append(self._read_exactly(size))
             self._read_exactly(2)
-
-
-# ---------------------------------------------------------------- processes and memory (Linux /proc)
-
-def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (all its threads' children)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
-def gunicorn_master(pid: int) -> int | None:
-    """The gunicorn master: ``pid`` itself (gunicorn alone) or its child (behind the serve supervisor)."""
-    for candidate in (pid, *children(pid)):
-        if any("gunicorn" in part for part in cmdline(candidate)):
-            return candidate
-    return None
-
-
-def worker_pids(master_pid: int) -> list[int]:
-    return sorted(children(master_pid))
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB (VmRSS), 0 if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
-
-
-def worker_memory(master_pid: int) -> dict[int, float]:
-    return {pid: rss_mb(pid) for pid in worker_pids(master_pid)}
 
 
 # ---------------------------------------------------------------- the load run

@@ -37,13 +37,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def child_pids(pid: int) -> list[int]:
-    """Direct children of a process (gunicorn's workers), from Linux /proc."""
+# ---------------------------------------------------------------- processes and memory (Linux /proc)
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (all its threads' children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def cmdline(pid: int) -> list[str]:
     try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
 
+
+def gunicorn_master(pid: int) -> int | None:
+    """The gunicorn master: ``pid`` itself (gunicorn alone) or its child (behind the serve supervisor)."""
+    for candidate in (pid, *children(pid)):
+        if any("gunicorn" in part for part in cmdline(candidate)):
+            return candidate
+    return None
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    return sorted(children(master_pid))
+
+
+def status_mb(pid: int | str, field: str = "VmRSS") -> float:
+    """A memory line of /proc/PID/status in MB (VmRSS: resident now; VmHWM: the peak); 0 if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def worker_memory(master_pid: int) -> dict[int, float]:
+    """Resident MB of each worker of a gunicorn master."""
+    return {pid: status_mb(pid) for pid in worker_pids(master_pid)}
+
+
+# ---------------------------------------------------------------- running a server
 
 def wait_ready(server: Server, seconds: float = READY_SECONDS) -> float:
     """Poll /api/health until it answers 200; returns the seconds waited. A server that dies shows its log."""

@@ -12,8 +12,9 @@ import os
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
+
+from .servers import status_mb
 
 WARMUP = 3
 
@@ -88,17 +89,6 @@ def rss_bytes(pid: int | str = "self") -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def status_mb(pid: int | str, field: str = "VmRSS") -> float:
-    """A memory line of /proc/PID/status in MB (VmRSS: resident now; VmHWM: the peak); 0 if unreadable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
 
 
 def peak_rss_bytes() -> int:

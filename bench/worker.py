@@ -16,16 +16,15 @@ from app.settings import Settings
 
 from .http_client import Client, search_body, statuses
 from .profile import Profile
-from .servers import child_pids, running
+from .servers import running, status_mb, worker_pids
 from .serving import GUNICORN, catalog_items, server_env
-from .timing import status_mb
 from .uploads import Uploads
 
 WARMUP_PER_CATALOG = 10
 
 
 def only_worker(master: int) -> int:
-    workers = child_pids(master)
+    workers = worker_pids(master)
     if len(workers) != 1:
         raise RuntimeError(f"expected one gunicorn worker under pid {master}, found {workers}")
     return workers[0]

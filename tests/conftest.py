@@ -123,3 +123,29 @@ def query_png(fmnist) -> bytes:
 def query_photo(test_photos) -> bytes:
     """A real test photo (a pair of shoes, not in the catalog) as uploaded."""
     return test_photos.read(int(np.flatnonzero(test_photos.labels == 6)[0]))
+
+
+# ---------------------------------------------------------------- the shipped deployment (tests/serving_helpers.py)
+
+@pytest.fixture(scope="session")
+def query_images(fmnist) -> list[bytes]:
+    """Fashion-MNIST test images (never in a store) as PNG uploads."""
+    return [png_bytes(x) for x in fmnist.x_test[:8]]
+
+
+@pytest.fixture(scope="module")
+def proxied(store_dir, tmp_path_factory):
+    """The shipped deployment (nginx in front of gunicorn), one worker with two threads."""
+    from serving_helpers import deployment
+
+    with deployment(store_dir, tmp_path_factory.mktemp("proxied") / "serve.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def direct(store_dir, tmp_path_factory):
+    """gunicorn alone (`serve --no-proxy`), one worker with two threads."""
+    from serving_helpers import deployment
+
+    with deployment(store_dir, tmp_path_factory.mktemp("direct") / "serve.log", proxy=False) as running:
+        yield running

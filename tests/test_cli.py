@@ -216,7 +216,7 @@ def test_train_photos_quick_run(capsys, tmp_path):
     assert card["training"]["images"] == 40 and card["weights"]["sha256"].startswith("b0353104")
     assert card["class_names"][3] == "Outerwear" and len(card["confusion_matrix_test"]) == 10
     model = LiteRTModel(out.with_suffix(".tflite"))
-    assert model.input_shape == (192, 192, 3) and model.embedding_dim == 1280
+    assert model.input_shape == (192, 192, 3) and model.embedding_dim == 2560  # tuned and ImageNet features
     assert out.with_name("photos_history.png").is_file()
 
 

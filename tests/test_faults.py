@@ -19,18 +19,18 @@ from pathlib import Path
 
 import h5py
 import pytest
-from serving_helpers import ROOT, Deployment, deployment, free_port, serve_env
+from serving_helpers import Deployment, deployment, serve_env
 
 from bench.load import run_load
+from bench.servers import ROOT, free_port
 
-pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 WORKERS, THREADS, CLIENTS = 2, 2, 4
 
 
 @pytest.fixture()
-def two_workers(serving_store_dir, tmp_path) -> Iterator[Deployment]:
-    with deployment(serving_store_dir, tmp_path / "serve.log", workers=WORKERS, threads=THREADS) as running:
+def two_workers(store_dir, tmp_path) -> Iterator[Deployment]:
+    with deployment(store_dir, tmp_path / "serve.log", workers=WORKERS, threads=THREADS) as running:
         yield running
 
 
@@ -100,14 +100,14 @@ DAMAGE = {"flipped bytes": flip_embedding_bytes, "format_version edited": edit_f
           "attribute added": add_root_attribute, "cut in half": cut_in_half}
 
 
-def test_damaged_stores_are_refused_at_start_with_one_clear_line(serving_store_dir, tmp_path):
+def test_damaged_stores_are_refused_at_start_with_one_clear_line(store_dir, tmp_path):
     """All four serve at once (each start fails within seconds); each must name its file and the fix."""
     started = {}
     for name, damage in DAMAGE.items():
         folder = tmp_path / name.replace(" ", "-")
         folder.mkdir()
         store = folder / "fashion_mnist.h5"
-        shutil.copy(serving_store_dir / "fashion_mnist.h5", store)
+        shutil.copy(store_dir / "fashion_mnist.h5", store)
         damage(store)
         env = serve_env(folder, free_port(), 1, 1, None)
         started[name] = (store, subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,

@@ -22,7 +22,6 @@ from app.headers import SECURITY_HEADERS
 from app.server_errors import is_api
 from bench.load import Dropped, HttpClient, Reply
 
-pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 SEED = 11
 CASES = 1000
@@ -33,8 +32,8 @@ INTERNAL_WORDING = ("werkzeug", "pillow", "PIL.", "traceback", "cannot identify 
 
 
 @pytest.fixture(scope="module")
-def fuzzed(serving_store_dir, tmp_path_factory) -> Iterator[Deployment]:
-    with deployment(serving_store_dir, tmp_path_factory.mktemp("fuzz") / "serve.log", workers=2) as running:
+def fuzzed(store_dir, tmp_path_factory) -> Iterator[Deployment]:
+    with deployment(store_dir, tmp_path_factory.mktemp("fuzz") / "serve.log", workers=2) as running:
         yield running
 
 

@@ -7,26 +7,16 @@ import os
 import subprocess
 import sys
 import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
 
 from app.settings import ROOT
-from bench.servers import child_pids, free_port, running
+from bench.load import multipart
+from bench.servers import free_port, running, worker_pids
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "wsgi:app"]  # reads ./gunicorn.conf.py, as in production
-
-
-def multipart(fields: dict[str, str], filename: str, data: bytes) -> tuple[bytes, str]:
-    """A multipart/form-data body with one file in the field "image"."""
-    boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def get_json(url: str, body: bytes | None = None, content_type: str | None = None, timeout: float = 60) -> dict:
@@ -45,12 +35,13 @@ def test_gunicorn_with_the_shipped_config_and_two_workers(tmp_path, env, query_p
     with running(GUNICORN, {**env, "FASHION16_WORKERS": "2", "FASHION16_THREADS": "2"}, log) as server:
         health = get_json(server.url + "/api/health")
         assert [c["items"] for c in health["catalogs"]] == [400, 2000]
-        photo = multipart({"k": "20"}, "shoes.jpg", query_photo)
-        grey = multipart({"k": "20", "mode": "soft", "catalog": "fashion-mnist"}, "q.png", query_png)
+        photo = multipart([("k", "20")], [("image", "shoes.jpg", "image/jpeg", query_photo)])
+        grey = multipart([("k", "20"), ("mode", "soft"), ("catalog", "fashion-mnist")],
+                         [("image", "q.png", "image/png", query_png)])
         with ThreadPoolExecutor(4) as pool:  # concurrent requests on both catalogs
             answers = list(pool.map(lambda i: get_json(server.url + "/api/search", *(photo if i % 2 else grey)),
                                     range(12)))
-        workers = child_pids(server.process.pid)
+        workers = worker_pids(server.process.pid)
         assert len(workers) == 2
     text = log.read_text()
     assert text.count("Booting worker") == 2  # the config file was read: its worker class is ours

@@ -13,7 +13,6 @@ import pytest
 
 from bench.load import HttpClient, multipart, request_bytes, search_request
 
-pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 BIG = 100_000  # over gunicorn's 64 KiB drain
 

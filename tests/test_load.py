@@ -9,7 +9,6 @@ import pytest
 
 from bench.load import run_load
 
-pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 REPORT_KEYS = {"requests", "requests_per_s", "ok", "rejected", "latency_ms", "good_latency_ms", "errors", "workers"}
 

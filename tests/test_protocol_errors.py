@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_helpers import free_port
 
 from app.headers import SECURITY_HEADERS
 from app.proxy import find_nginx, nginx_argv, write_proxy_files
 from app.settings import Settings
 from bench.load import Dropped, HttpClient, Reply, request_bytes
+from bench.servers import free_port
 
-pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 
 def assert_api_error(reply: Reply, status: int) -> str:

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_helpers import ROOT, deployment, free_port, serve_env
+from serving_helpers import deployment, serve_env
 
-from bench.load import HttpClient, children, request_bytes
+from bench.load import HttpClient, request_bytes
+from bench.servers import ROOT, children, free_port
 
-pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 
 def alive(pid: int) -> bool:
@@ -40,9 +40,9 @@ def wait_exit(process: subprocess.Popen, seconds: float = 60) -> int:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_stops_nginx_then_gunicorn_cleanly(serving_store_dir, tmp_path, stop):
+def test_a_stop_signal_stops_nginx_then_gunicorn_cleanly(store_dir, tmp_path, stop):
     log = tmp_path / "serve.log"
-    with deployment(serving_store_dir, log, workers=2) as running:
+    with deployment(store_dir, log, workers=2) as running:
         tree = process_tree(running.process.pid)
         run_dir = Path(running.gunicorn_address()[len("unix:"):]).parent
         assert run_dir.is_dir() and oct(run_dir.stat().st_mode & 0o777) == "0o700"
@@ -56,12 +56,12 @@ def test_a_stop_signal_stops_nginx_then_gunicorn_cleanly(serving_store_dir, tmp_
 
 
 @pytest.mark.parametrize("victim", ["nginx", "gunicorn"])
-def test_when_one_process_dies_the_other_is_stopped_and_serve_fails(serving_store_dir, tmp_path, victim):
+def test_when_one_process_dies_the_other_is_stopped_and_serve_fails(store_dir, tmp_path, victim):
     log = tmp_path / "serve.log"
     port = free_port()
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, stdout=out,
-                                   stderr=subprocess.STDOUT, env=serve_env(serving_store_dir, port, 1, 1, None))
+                                   stderr=subprocess.STDOUT, env=serve_env(store_dir, port, 1, 1, None))
     try:
         deadline = time.monotonic() + 60
         while "Booting worker" not in log.read_text() or "nginx on" not in log.read_text():
@@ -81,8 +81,8 @@ def test_when_one_process_dies_the_other_is_stopped_and_serve_fails(serving_stor
     assert not [pid for pid in tree if alive(pid)]
 
 
-def test_without_nginx_serve_says_how_to_get_it_in_one_line(serving_store_dir):
-    env = serve_env(serving_store_dir, free_port(), 1, 1, {"FASHION16_NGINX": "/nonexistent/nginx"})
+def test_without_nginx_serve_says_how_to_get_it_in_one_line(store_dir):
+    env = serve_env(store_dir, free_port(), 1, 1, {"FASHION16_NGINX": "/nonexistent/nginx"})
     done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 2
@@ -91,19 +91,19 @@ def test_without_nginx_serve_says_how_to_get_it_in_one_line(serving_store_dir):
 
 
 @pytest.mark.parametrize("how", ["--no-proxy", "FASHION16_PROXY=0"])
-def test_no_proxy_serves_with_gunicorn_alone(serving_store_dir, tmp_path, how):
+def test_no_proxy_serves_with_gunicorn_alone(store_dir, tmp_path, how):
     flag = how == "--no-proxy"
     env = None if flag else {"FASHION16_PROXY": "0"}
-    with deployment(serving_store_dir, tmp_path / "serve.log", proxy=not flag, env=env) as running:
+    with deployment(store_dir, tmp_path / "serve.log", proxy=not flag, env=env) as running:
         reply = HttpClient(running.base_url).send(request_bytes("GET", "/api/health"))
         assert reply.status == 200 and "nginx" not in reply.headers.get("server", "")
         assert running.gunicorn_master() == running.process.pid  # serve became gunicorn: no supervisor, no nginx
 
 
-def test_a_taken_port_stops_serve_with_nginxs_reason(serving_store_dir):
+def test_a_taken_port_stops_serve_with_nginxs_reason(store_dir):
     """nginx cannot listen: serve stops gunicorn too and fails, and the log says why."""
     with socket.create_server(("127.0.0.1", 0)) as taken:
-        env = serve_env(serving_store_dir, taken.getsockname()[1], 1, 1, None)
+        env = serve_env(store_dir, taken.getsockname()[1], 1, 1, None)
         done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=60, check=False)
     assert done.returncode != 0

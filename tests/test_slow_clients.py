@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from bench.load import HttpClient, search_request
 
-pytest_plugins = ["serving_fixtures"]  # shared fixtures: the small store and the running deployment
 
 SLOW_CLIENTS = 20
 LINE_EVERY = 2.0    # seconds between two header lines of a slow client

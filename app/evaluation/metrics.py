@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..catalog import Catalog
 from ..progress import Progress
+from ..store import CatalogStore
 
 
 def summarise_ms(samples_ms: Sequence[float]) -> dict[str, float | int]:
@@ -20,6 +21,13 @@ def summarise_ms(samples_ms: Sequence[float]) -> dict[str, float | int]:
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan"), "samples": 0}
     return {"p50_ms": round(float(np.percentile(arr, 50)), 4), "p99_ms": round(float(np.percentile(arr, 99)), 4),
             "mean_ms": round(float(arr.mean()), 4), "samples": int(len(arr))}
+
+
+def label_precision(store: CatalogStore, ids: np.ndarray, label: int) -> float:
+    """Share of the results whose known label is the query's (the paper's precision); 0 for no results."""
+    if not len(ids):
+        return 0.0
+    return float(np.mean(store.labels[[store.row_of(i) for i in ids]] == label))
 
 
 def run_queries(catalog: Catalog, queries: Sequence[bytes | Image.Image | np.ndarray], labels: np.ndarray, mode: str,
@@ -35,8 +43,7 @@ def run_queries(catalog: Catalog, queries: Sequence[bytes | Image.Image | np.nda
         start = time.perf_counter()
         result = catalog.search(query, k=k, mode=mode)
         times.append(1000 * (time.perf_counter() - start))
-        rows = [catalog.store.row_of(i) for i in result.ids]
-        precision.append(float(np.mean(catalog.store.labels[rows] == label)))
+        precision.append(label_precision(catalog.store, result.ids, label))
         for stage, ms in result.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
         progress.update()

@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ..evaluation.metrics import label_precision
 from ..search import SearchEngine, SoftRouting
 from ..store import Manifest, assemble
 
@@ -22,11 +23,8 @@ WEIGHTS = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 
 def precision_at_k(engine: SearchEngine, probs: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
                    mode: str, k: int) -> float:
-    hits = []
-    for p, e, label in zip(probs, embeddings, labels):
-        result = engine.search(p, e, k, mode)
-        hits.append(np.mean([engine.store.labels[engine.store.row_of(i)] == label for i in result.ids]))
-    return float(np.mean(hits))
+    return float(np.mean([label_precision(engine.store, engine.search(p, e, k, mode).ids, label)
+                          for p, e, label in zip(probs, embeddings, labels)]))
 
 
 def tune_soft_routing(class_names: tuple[str, ...], gallery: tuple[np.ndarray, np.ndarray, np.ndarray],
