@@ -49,6 +49,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def serve(settings: Settings) -> int:
     """Serve until stopped; the exit status says whether everything stopped cleanly."""
+    say(f"Fashion-16 is starting on http://localhost:{settings.port}/ (Ctrl-C stops it)")
     if not settings.proxy:
         sys.stdout.flush()
         os.execve(sys.executable, gunicorn_argv(settings), settings_env(settings))

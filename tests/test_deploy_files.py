@@ -42,7 +42,7 @@ def test_the_image_runs_serve_as_a_non_root_user_with_nginx_installed():
     assert user not in ("root", "0") and ops.index("USER") < ops.index("CMD")
     assert ops.index("USER") > max(i for i, (op, args) in enumerate(steps) if op == "RUN" and "apt-get" in args)
     health = next(args for op, args in steps if op == "HEALTHCHECK")
-    assert "/api/health" in health and "PORT" in health
+    assert "/api/health" in health and "Settings.from_env().port" in health  # the one listen-address rule
 
 
 def test_the_image_copies_what_serving_reads_and_builds_its_store_with_a_real_command():
@@ -64,8 +64,12 @@ def test_the_image_copies_what_serving_reads_and_builds_its_store_with_a_real_co
     assert builds, "the image builds no store"
     for argv in builds:
         parser().parse_args(argv[argv.index("app") + 1:])  # SystemExit on an option the CLI does not have
-    served = " ".join(args for op, args in steps if op == "ENV")
-    assert "FASHION16_CATALOGS=fashion-mnist" in served  # only the catalog whose store the image holds
+    # Both built-in catalogs are built into the image, so the photos they index must be in it.
+    from app.photo_dataset import CATALOG_SPLITS
+
+    assert {f"datasets/clothing-photos/{split}" for split in CATALOG_SPLITS} <= set(copied)
+    assert any("index ensure" in " ".join(argv) for argv in builds)
+    assert not any("FASHION16_CATALOGS" in args for op, args in steps if op == "ENV")  # it serves them all
 
 
 def test_setup_installs_nginx():

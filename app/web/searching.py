@@ -16,8 +16,8 @@ from .requests import read_upload
 def run_search(catalog: Catalog, query: Image.Image | np.ndarray, k: int, mode: str) -> dict:
     """Search one catalog and return the API's JSON shape, with URLs of the result images."""
     result = catalog.search(query, k=k, mode=mode)
-    return result_json(catalog, result,
-                       image_url=lambda item_id: url_for("images.item", catalog=catalog.name, item_id=item_id))
+    prefix = url_for("images.item", catalog=catalog.name, item_id=0)[:-1]  # one URL build per request, not 20
+    return result_json(catalog, result, image_url=lambda item_id: f"{prefix}{item_id}")
 
 
 def search_upload(catalog: Catalog, k: int, mode: str) -> tuple[dict, Image.Image]:
