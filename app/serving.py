@@ -49,11 +49,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def serve(settings: Settings) -> int:
     """Serve until stopped; the exit status says whether everything stopped cleanly."""
-    say(f"Fashion-16 is starting on http://localhost:{settings.port}/ (Ctrl-C stops it)")
+    starting = f"Fashion-16 is starting on http://localhost:{settings.port}/ (Ctrl-C stops it)"
     if not settings.proxy:
+        say(starting)
         sys.stdout.flush()
         os.execve(sys.executable, gunicorn_argv(settings), settings_env(settings))
     nginx = find_nginx(settings.nginx)  # FileNotFoundError saying how to install it, or to use --no-proxy
+    say(starting)
     run_dir = Path(tempfile.mkdtemp(prefix="fashion16-"))  # mode 0700: only this user reaches the socket
     try:
         return Supervisor(settings, write_proxy_files(settings, run_dir), nginx).run()

@@ -12,8 +12,8 @@ from ..imaging.decode import ImageRejected
 from ..search import DEFAULT_MODE
 from ..server_errors import is_api
 from ..server_errors import message as status_message
+from ..server_errors import too_large_message
 from .pages import render_form
-from .requests import upload_limit_mb
 
 FORM_ENDPOINT = "pages.search"
 DRAIN_CHUNK = 64 * 1024
@@ -25,7 +25,7 @@ def describe(exc: HTTPException) -> str:
         limit = request.max_content_length
         if request.content_length is not None and limit is not None and request.content_length <= limit:
             return "the form has too many fields or parts; send one image and a few fields"
-        return f"the upload is larger than the {upload_limit_mb()} MB limit; choose a smaller image"
+        return too_large_message(limit / 2**20 if limit else 0)
     if isinstance(exc, MethodNotAllowed):
         allowed = ", ".join(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS"))
         return f"{request.method} is not allowed here" + (f"; use {allowed}" if allowed else "")
