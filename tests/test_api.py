@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.imaging.display import png_bytes
 from app.files import file_sha256
+from app.imaging.display import png_bytes
 from app.search import MAX_K
 from app.settings import ROOT
 
@@ -69,6 +69,20 @@ def test_a_photo_searches_the_photo_catalog_by_default(client, query_photo):
     check_ranked(body, "photos")
     assert body["category"]["name"] == "Shoes"
     assert all(r["path"].startswith("train/") for r in body["results"])  # catalog photos are files
+
+
+def test_a_phone_size_upload_stays_in_memory_and_is_searched(web_app, client, query_photo):
+    """Werkzeug spools a file part over 500 kB to a temporary file; uploads are never written to disk."""
+    from flask import request
+
+    out = io.BytesIO()
+    Image.open(io.BytesIO(query_photo)).resize((2400, 3200)).save(out, "JPEG", quality=95)
+    big = out.getvalue()
+    assert len(big) > 500 * 1024
+    with web_app.test_request_context("/api/search", method="POST", data={"image": (io.BytesIO(big), "big.jpg")}):
+        stream = request.files["image"].stream
+        assert isinstance(stream, io.BytesIO) and stream.getvalue() == big
+    assert upload(client, big, "big.jpg").get_json()["category"]["name"] == "Shoes"
 
 
 def test_search_names_its_catalog(client, query_png):
@@ -236,7 +250,7 @@ def test_unknown_images_are_404(client, path):
 def test_openapi_file_documents_every_api_route(web_app):
     """docs/openapi.yaml keeps up with the routes (a text check: PyYAML is not a dependency)."""
     spec = (Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml").read_text()
-    documented = set(re.findall(r"^  (/\S+):$", spec, flags=re.M))
+    documented = set(re.findall(r"^  (/\S+):$", spec, flags=re.MULTILINE))
     served = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in web_app.url_map.iter_rules()
               if rule.rule.startswith(("/api/", "/images/"))}
     assert served == documented

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from ..headers import CONTENT_SECURITY_POLICY, SECURITY_HEADERS  # noqa: F401 (re-exported)
+from ..headers import SECURITY_HEADERS
 from ..settings import Settings
 from . import api, errors, images, pages
+from .requests import UploadRequest
 from .service import EXTENSION, load_service
 
 
@@ -17,6 +18,7 @@ def security_headers(response: Response) -> Response:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Load the catalogs (or refuse to start), then register routes and error handlers."""
+    app.request_class = UploadRequest
     app.extensions[EXTENSION] = load_service(app, settings)
     for blueprint in (pages.bp, api.bp, images.bp):
         app.register_blueprint(blueprint)

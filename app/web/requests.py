@@ -6,9 +6,11 @@ given twice with different values is refused rather than one silently winning.
 """
 from __future__ import annotations
 
+import io
 import re
+from typing import IO
 
-from flask import current_app, request
+from flask import Request, current_app, request
 from werkzeug.exceptions import BadRequest
 
 from ..catalog import Catalog
@@ -69,3 +71,15 @@ def read_upload() -> bytes:
 def upload_limit_mb() -> str:
     """The upload size limit (MAX_CONTENT_LENGTH) in MB, for messages."""
     return f"{(current_app.config['MAX_CONTENT_LENGTH'] or 0) / 2**20:.3g}"
+
+
+class UploadRequest(Request):
+    """Keeps uploaded files in memory, so an upload is never written to disk.
+
+    Werkzeug spools a part to a temporary file once the body passes 500 kB (a phone photo
+    does); here the body is already bounded by MAX_CONTENT_LENGTH (and nginx's own limit).
+    """
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+        return io.BytesIO()
