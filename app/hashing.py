@@ -30,7 +30,7 @@ class Hasher:
     center: np.ndarray       # (dim,) float32
 
     @classmethod
-    def create(cls, dim: int, bits: int = 256, seed: int = 0, center: np.ndarray | None = None) -> "Hasher":
+    def create(cls, dim: int, bits: int = 256, seed: int = 0, center: np.ndarray | None = None) -> Hasher:
         check_bits(bits)
         planes = np.random.default_rng(seed).standard_normal((bits, dim)).astype(np.float32)
         c = np.zeros(dim, np.float32) if center is None else np.asarray(center, np.float32)

@@ -141,7 +141,7 @@ class _Reader:
         if raw is None:
             port = self.positive("PORT", 8000, int)
             raw = f"0.0.0.0:{port}"
-        host, sep, port = raw.rpartition(":")
+        _host, sep, port = raw.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise SettingsError(f"FASHION16_BIND must be HOST:PORT, got {raw!r}")
         return raw

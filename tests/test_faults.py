@@ -24,7 +24,6 @@ from serving_helpers import Deployment, deployment, serve_env
 from bench.load import run_load
 from bench.servers import ROOT, free_port
 
-
 WORKERS, THREADS, CLIENTS = 2, 2, 4
 
 

@@ -22,7 +22,6 @@ from app.headers import SECURITY_HEADERS
 from app.server_errors import is_api
 from bench.load import Dropped, HttpClient, Reply
 
-
 SEED = 11
 CASES = 1000
 INTERNAL_WORDING = ("werkzeug", "pillow", "PIL.", "traceback", "cannot identify image file", "the browser (or proxy)",

@@ -13,7 +13,6 @@ import pytest
 
 from bench.load import HttpClient, multipart, request_bytes, search_request
 
-
 BIG = 100_000  # over gunicorn's 64 KiB drain
 
 

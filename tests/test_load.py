@@ -9,7 +9,6 @@ import pytest
 
 from bench.load import run_load
 
-
 REPORT_KEYS = {"requests", "requests_per_s", "ok", "rejected", "latency_ms", "good_latency_ms", "errors", "workers"}
 
 

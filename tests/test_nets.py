@@ -11,18 +11,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.files import file_sha256
 from app.nets.fashion16 import build_fashion16
 from app.nets.layers import FusedBatchNorm, VGGPreprocess, keras
 from app.nets.mobilenet_v2 import load_torchvision_weights, mobilenet_v2_imagenet
 from app.nets.torch_weights import (
-    MOBILENET_V2_SHA256, WeightsUnavailableError, mobilenet_v2_weights, read_state_dict,
+    MOBILENET_V2_SHA256,
+    WeightsUnavailableError,
+    mobilenet_v2_weights,
+    read_state_dict,
 )
 from app.nets.vgg16 import VGG16_NOTOP, build_vgg16, resolve_vgg16_weights
-from app.files import file_sha256
 from app.photo_dataset import CLASS_NAMES as PHOTO_CLASSES
 from app.photo_dataset import load_photos
 from app.runtime import KerasModel
-
 
 to_numpy = keras.ops.convert_to_numpy
 

@@ -25,7 +25,6 @@ from bench.load import Dropped, HttpClient, Reply, request_bytes
 from bench.servers import free_port
 
 
-
 def assert_api_error(reply: Reply, status: int) -> str:
     assert reply.status == status, (reply.status, reply.body[:300])
     assert reply.headers["content-type"].startswith("application/json"), reply.headers

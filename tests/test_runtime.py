@@ -46,7 +46,7 @@ def test_converted_model_gives_the_keras_outputs(pair, inputs):
     np.testing.assert_allclose(p_lite, p_keras, atol=1e-4)
     np.testing.assert_allclose(e_lite, e_keras, atol=1e-4)
     assert np.array_equal(p_lite.argmax(1), p_keras.argmax(1))
-    one_p, one_e = lite.forward_one(inputs[3])  # batch of one, as a query runs
+    _one_p, one_e = lite.forward_one(inputs[3])  # batch of one, as a query runs
     np.testing.assert_allclose(one_e, e_lite[3], atol=1e-5)
 
 

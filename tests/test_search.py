@@ -133,7 +133,7 @@ def test_ranking_equals_exact_cosine_over_the_scanned_libraries(small, fmnist, m
 def planted(fashion_model, gallery, fmnist, tmp_path_factory):
     """A test image, its predicted class c, and a gallery with its near-duplicates filed under c
     (noise levels NOISE) plus a closer decoy filed under another class."""
-    images, labels, emb = gallery
+    _images, labels, emb = gallery
     probs, q_emb = outputs(fashion_model, fmnist.x_test[:200])
     far = np.max(q_emb @ emb.T, axis=1) < 0.95  # no real gallery item competes with the planted ones
     q = int(np.flatnonzero(far)[0])
@@ -190,7 +190,7 @@ def test_soft_follows_a_near_identical_item_into_the_runner_up_library(fashion_m
     """An unsure query whose exact twin is filed under its second-likeliest category: routed
     search stays in the top category, soft search weighs the twin's evidence and answers from
     the runner-up's library, with the twin first."""
-    images, labels, emb = gallery
+    _images, labels, emb = gallery
     probs, q_emb = outputs(fashion_model, fmnist.x_test[:500])
     top2 = np.sort(probs, axis=1)[:, -2:]
     best_in_top = np.array([(emb[labels == c] @ e).max() for c, e in zip(probs.argmax(1), q_emb)])

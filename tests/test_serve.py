@@ -21,7 +21,6 @@ from bench.load import HttpClient, request_bytes
 from bench.servers import ROOT, children, free_port
 
 
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from bench.load import HttpClient, search_request
 
-
 SLOW_CLIENTS = 20
 LINE_EVERY = 2.0    # seconds between two header lines of a slow client
 SLOW_SECONDS = 9.0  # how long the slow clients keep at it (the probe: 30 s; the mechanism is the same)

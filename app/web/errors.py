@@ -10,9 +10,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from ..imaging.decode import ImageRejected
 from ..search import DEFAULT_MODE
-from ..server_errors import is_api
+from ..server_errors import is_api, too_large_message
 from ..server_errors import message as status_message
-from ..server_errors import too_large_message
 from .pages import render_form
 
 FORM_ENDPOINT = "pages.search"
