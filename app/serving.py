@@ -88,7 +88,7 @@ class Supervisor:
     def start(self, argv: list[str]) -> subprocess.Popen:
         # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops both in order.
         return subprocess.Popen(argv, env=settings_env(self.settings), process_group=0,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509 (the supervisor runs no threads)
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
