@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,3 +78,13 @@ def deployment(store_dir: Path, log: Path, proxy: bool = True, workers: int = 1,
     argv = SERVE + ([] if proxy else ["--no-proxy"])
     with running(argv, serve_env(store_dir, "{port}", workers, threads, env), log, seconds=60) as server:
         yield Deployment(server, proxy)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds (True) or ``seconds`` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True

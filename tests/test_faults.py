@@ -14,12 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import pytest
-from serving_helpers import Deployment, deployment, serve_env
+from serving_helpers import Deployment, deployment, serve_env, wait_for
 
 from bench.load import run_load
 from bench.servers import ROOT, free_port
@@ -36,15 +36,6 @@ def two_workers(store_dir, tmp_path) -> Iterator[Deployment]:
 def load(running: Deployment, query_images: list[bytes], seconds: float) -> dict:
     return run_load(running.base_url, query_images, [b"not an image"], clients=CLIENTS, seconds=seconds, burst=8,
                     master_pid=running.process.pid, timeout=30)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_a_killed_worker_is_replaced_and_only_its_requests_fail(two_workers, query_images):

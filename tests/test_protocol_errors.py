@@ -23,6 +23,7 @@ from app.proxy import find_nginx, nginx_argv, write_proxy_files
 from app.settings import Settings
 from bench.load import Dropped, HttpClient, Reply, request_bytes
 from bench.servers import free_port
+from serving_helpers import wait_for
 
 
 def assert_api_error(reply: Reply, status: int) -> str:
@@ -104,15 +105,6 @@ def test_gunicorn_alone_answers_pages_where_it_read_the_path_and_json_where_it_c
     assert_api_error(send(direct.base_url, request_bytes("GET", "/" + LINE_5K)), 414)
 
 
-def wait_until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def unprivileged(argv: list[str], run_dir: Path) -> list[str]:
     """As root, run as "nobody" instead (the shipped configuration must work for a non-root user, as in the image)."""
     if os.geteuid() != 0:
@@ -151,7 +143,7 @@ def test_nginx_without_gunicorn_answers_502_in_the_apps_shape():
             assert os.stat(f"/proc/{pid}").st_uid == os.stat(run_dir).st_uid  # its files' owner, nobody as root
             assert_api_error(send(url, request_bytes("GET", "/api/health" + LONG_QUERY)), 414)
             log = run_dir / "access.log"  # only what nginx answered without gunicorn; written after the answer
-            assert wait_until(lambda: b'" 414 ' in log.read_bytes(), 5), log.read_bytes()[:2000]
+            assert wait_for(lambda: b'" 414 ' in log.read_bytes(), 5), log.read_bytes()[:2000]
             assert b'" 502 ' not in log.read_bytes()
         finally:
             nginx.send_signal(signal.SIGQUIT)
