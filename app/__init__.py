@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, config: dict[str, Any] | None =
     settings = settings or _Settings.from_env()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_upload_bytes, MAX_PIXELS=settings.max_pixels,
-                            IMAGE_MAX_AGE=settings.image_max_age, SETTINGS=settings)
+                            SETTINGS=settings)
     if config:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # keep the API's documented key order (category before results)

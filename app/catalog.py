@@ -1,15 +1,17 @@
-"""A catalog is a model plus its store: what a user searches, by name.
+"""A catalog is a model plus its store, read at one version: what a user searches, by name.
 
 The app serves several side by side: ``photos`` (real clothing photos, the default),
-``fashion-mnist`` (the paper's catalog) and every store a shop builds from its own
-folder (``python -m app index build --catalog shop --gallery DIR``). Each store names the
-model file it was built with and its SHA-256; a catalog opens only with that very model.
-Catalogs that share a model share one loaded copy.
+``fashion-mnist`` (the paper's catalog) and every catalog a shop builds from its own
+folder. Each store names the model file it was built with and its SHA-256; a catalog opens
+only with that very model. A ``Catalog`` object never changes: it is one version of the
+catalog, so a request that resolves its catalog once (``Catalogs.resolve``) sees one
+snapshot from start to end. ``Catalogs.refresh`` swaps in newer versions as stores change.
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,10 @@ from .runtime import InferenceModel, open_model
 from .search import DEFAULT_K, DEFAULT_MODE, SearchEngine, SearchResult, SoftRouting, check_query
 from .settings import Settings
 from .sources import resolve_root
-from .store import CatalogStore, StoreError, peek_manifest, read_store, rebuild_hint
+from .stores import Hdf5Store, Items, Snapshot, Store, StoreError, check_name, open_store
+from .stores.hdf5 import build_hint
+
+UPLOADS_PREFIX = "@uploads/"  # item paths of photos added through the admin API (kept in the uploads folder)
 
 
 @dataclass(frozen=True)
@@ -32,52 +37,76 @@ class CatalogSpec:
     title: str
     model: str    # model name: models/NAME.tflite
     source: str   # sources.open_source spec
-
-    def store_path(self, settings: Settings) -> Path:
-        return store_path(settings, self.name)
+    demo: bool = False  # the paper's demonstration, not a shop's catalog
 
 
 BUILTIN = {
     "photos": CatalogSpec("photos", "Clothing photos", model="photos", source="photos"),
-    "fashion-mnist": CatalogSpec("fashion-mnist", "Fashion-MNIST (the paper's)", model="fashion16",
-                                 source="fashion-mnist"),
+    "fashion-mnist": CatalogSpec("fashion-mnist", "Fashion-MNIST (the paper's demo)", model="fashion16",
+                                 source="fashion-mnist", demo=True),
 }
 SERVING_MODEL = "{}.tflite"
 
 
-def store_path(settings: Settings, name: str) -> Path:
-    return settings.store_dir / f"{name.replace('-', '_')}.h5"
+def store_uri(settings: Settings, name: str) -> str:
+    """Where a catalog's store is: its FASHION16_STORES entry, else the folder ``STORE_DIR/NAME``."""
+    check_name(name)
+    return dict(settings.stores).get(name) or f"hdf5:{settings.store_dir / name}"
+
+
+def catalog_store(settings: Settings, name: str) -> Store:
+    return open_store(store_uri(settings, name), name)
 
 
 def model_path(settings: Settings, model: str) -> Path:
     return settings.models_dir / SERVING_MODEL.format(model)
 
 
-class Catalog:
-    """One searchable catalog: turns a query picture into ranked catalog items."""
+def uploads_dir(settings: Settings, name: str) -> Path:
+    """Where photos added through the admin API are kept ("_" cannot start a catalog name: no clash)."""
+    return settings.store_dir / "_uploads" / check_name(name)
 
-    def __init__(self, name: str, model: InferenceModel, store: CatalogStore, store_file: Path,
+
+class Catalog:
+    """One searchable catalog at one version: turns a query picture into ranked catalog items."""
+
+    def __init__(self, name: str, model: InferenceModel, store: Store, snapshot: Snapshot, uploads: Path,
                  title: str | None = None):
-        self.name, self.model, self.store, self.store_file = name, model, store, store_file
+        self.name, self.model, self.store, self.snapshot, self.uploads = name, model, store, snapshot, uploads
         self.title = title or (BUILTIN[name].title if name in BUILTIN else name.replace("-", " ").capitalize())
-        self.engine = SearchEngine(store, soft=SoftRouting(**model.card.get("soft_routing", {})))
-        root = store.manifest.root
+        self.engine = engine_for(model)
+        root = snapshot.manifest.root
         self.root = resolve_root(root) if root else None
 
     def __len__(self) -> int:
-        return len(self.store)
+        return len(self.snapshot)
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return self.store.class_names
+        return self.snapshot.manifest.class_names
 
     @property
     def stores_images(self) -> bool:
         """Fashion-MNIST keeps its 28x28 images in the store; photo catalogs point at files."""
-        return self.store.images is not None
+        return self.snapshot.stores_images
+
+    @property
+    def demo(self) -> bool:
+        return self.name in BUILTIN and BUILTIN[self.name].demo
+
+    def counts(self) -> np.ndarray:
+        return self.snapshot.counts()
+
+    def stocked(self) -> list[str]:
+        """The categories this catalog has items in."""
+        return [n for n, c in zip(self.class_names, self.counts()) if c > 0]
 
     def search(self, query: bytes | Image.Image | np.ndarray, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
-               max_pixels: int = MAX_PIXELS) -> SearchResult:
+               max_pixels: int = MAX_PIXELS, exclude: Collection[int] = ()) -> SearchResult:
         """Rank the catalog for one query picture; bytes are decoded and checked like an upload."""
         check_query(k, mode)
         t0 = time.perf_counter()
@@ -88,40 +117,94 @@ class Catalog:
         t2 = time.perf_counter()
         probs, emb = self.model.forward_one(x)
         t3 = time.perf_counter()
-        result = self.engine.search(probs, emb, k, mode)
+        result = self.engine.search(self.snapshot, probs, emb, k, mode, exclude)
         timings = {"decode": t1 - t0, "preprocess": t2 - t1, "forward": t3 - t2}
         result.timings_ms = {**{s: round(1000 * v, 3) for s, v in timings.items()}, **result.timings_ms,
                              "total": round(1000 * (time.perf_counter() - t0), 3)}
         return result
 
-    def item_query(self, item_id: int) -> Image.Image | np.ndarray:
-        """A catalog item's own picture, to search with ("more like this"); KeyError when there is none."""
-        row = self.store.row_of(item_id)
-        if self.store.images is not None:
-            return self.store.images[row]
+    def more_like(self, item_id: int, k: int = DEFAULT_K, mode: str = DEFAULT_MODE) -> SearchResult:
+        """Items like a catalog item, the item itself left out: its stored embedding, routed to its category.
+
+        No model pass and no file read: the store holds what the search needs. ``direct``
+        searches the whole catalog; ``routed`` and ``soft`` the item's own library.
+        """
+        check_query(k, mode)
+        t0 = time.perf_counter()
+        item = self.item(item_id)
+        probs = np.zeros(len(self.class_names), np.float32)
+        probs[int(item.categories[0])] = 1.0
+        result = self.engine.search(self.snapshot, probs, item.embeddings[0], k, mode, exclude=(item_id,))
+        result.timings_ms["total"] = round(1000 * (time.perf_counter() - t0), 3)
+        return result
+
+    def item(self, item_id: int) -> Items:
+        """One item (KeyError when this version has no such id)."""
+        return self.snapshot.items([item_id])
+
+    def item_file(self, item_id: int, path: str | None = None) -> Path:
+        """The photo file of an item; KeyError for unknown items and for catalogs that keep their images."""
+        if self.stores_images:
+            raise KeyError(item_id)
+        file = self.file_of(self.item(item_id).paths[0] if path is None else path)
+        if file is None:
+            raise KeyError(item_id)
+        return file
+
+    def file_of(self, path: str) -> Path | None:
+        """Where an item path's photo is: the uploads folder for admin uploads, else under the catalog's root."""
+        if path.startswith(UPLOADS_PREFIX):
+            return self.uploads / path[len(UPLOADS_PREFIX):]
+        return None if self.root is None else self.root / path
+
+    def item_picture(self, item_id: int) -> Image.Image | np.ndarray:
+        """A catalog item's own picture: its stored image, or its decoded photo."""
+        if self.stores_images:
+            return self.snapshot.image(item_id)
         return decode(self.item_file(item_id).read_bytes())
 
-    def item_file(self, item_id: int) -> Path:
-        """The file of a photo catalog's item; KeyError for unknown items and catalogs without files."""
-        row = self.store.row_of(item_id)
-        if self.store.paths is None or self.root is None:
-            raise KeyError(item_id)
-        return self.root / self.store.paths[row]
-
-    def item_image(self, item_id: int) -> np.ndarray:
-        """A store-held item image (uint8 array); KeyError for unknown items and file catalogs."""
-        if self.store.images is None:
-            raise KeyError(item_id)
-        return self.store.images[self.store.row_of(item_id)]
+    def reopen(self) -> Catalog | None:
+        """This catalog at its store's latest version, or None when it is already the latest."""
+        latest = self.store.version()
+        if latest is None or latest == self.version:
+            return None
+        snapshot = self.store.snapshot()
+        check_model(snapshot, self.model, self.store)
+        return Catalog(self.name, self.model, self.store, snapshot, self.uploads, self.title)
 
 
-def open_catalog(path: Path, settings: Settings, models: dict[Path, InferenceModel] | None = None,
-                 name: str | None = None) -> Catalog:
-    """Open a store and the model it names (from the models folder), verified against each other."""
-    manifest = peek_manifest(path)
-    if manifest is None:
-        read_store(path)  # raises the StoreError that says what is wrong with the file
-        raise StoreError(f"{path} has no manifest")
+_ENGINES: dict[int, SearchEngine] = {}
+
+
+def engine_for(model: InferenceModel) -> SearchEngine:
+    """One search engine per model, with the soft-routing settings tuned for it (its card)."""
+    key = id(model)
+    if key not in _ENGINES:
+        _ENGINES[key] = SearchEngine(soft=SoftRouting(**model.card.get("soft_routing", {})))
+    return _ENGINES[key]
+
+
+def check_model(snapshot: Snapshot, model: InferenceModel, store: Store) -> None:
+    """A store opens only with the very model it was built with, and carries that model's categories."""
+    m = snapshot.manifest
+    if m.model_sha256 != model.sha256:
+        raise StoreError(f"{store.uri} was built with model {m.model_sha256[:12]}, but {m.model_file} is "
+                         f"{model.sha256[:12]}; {build_hint(m.catalog)}")
+    if tuple(m.class_names) != tuple(model.class_names):
+        raise StoreError(f"{store.uri}: its categories ({', '.join(m.class_names)}) are not those of its model "
+                         f"{m.model_file} ({', '.join(model.class_names)}); {build_hint(m.catalog)}")
+    spec = BUILTIN.get(m.catalog)
+    if spec is not None and Path(m.model_file).stem != spec.model:
+        raise StoreError(f"{store.uri} holds the built-in catalog {m.catalog} made with model {m.model_file}; "
+                         f"it must be made with {SERVING_MODEL.format(spec.model)}; {build_hint(m.catalog)}")
+
+
+def open_catalog(settings: Settings, name: str, models: dict[Path, InferenceModel] | None = None,
+                 store: Store | None = None) -> Catalog:
+    """Open a catalog's store (latest version) and the model it names, verified against each other."""
+    store = store or catalog_store(settings, name)
+    snapshot = store.snapshot()  # StoreError naming the fix when it is missing, damaged, foreign or edited
+    manifest = snapshot.manifest
     file = settings.models_dir / manifest.model_file
     models = {} if models is None else models
     if file not in models:
@@ -130,27 +213,19 @@ def open_catalog(path: Path, settings: Settings, models: dict[Path, InferenceMod
             raise StoreError(f"catalog {manifest.catalog}: its model {file} is missing; restore it (it is committed: "
                              f"`git checkout -- models/`) or train it with `python -m app train --catalog {trains}`")
         models[file] = open_model(file, settings.inference_threads)
-    store = read_store(path, model_sha256=models[file].sha256)
-    check_categories(store, models[file].class_names, path)
-    return Catalog(name or manifest.catalog, models[file], store, path)
-
-
-def check_categories(store: CatalogStore, model_classes: tuple[str, ...], path: Path) -> None:
-    """A store's category names are its model's (an edited name must never reach users)."""
-    if tuple(store.class_names) != tuple(model_classes):
-        raise StoreError(f"{path}: its categories ({', '.join(store.class_names)}) are not those of its model "
-                         f"{store.manifest.model_file} ({', '.join(model_classes)}); "
-                         f"{rebuild_hint(path, store.manifest)}")
+    check_model(snapshot, models[file], store)
+    return Catalog(name, models[file], store, snapshot, uploads_dir(settings, name))
 
 
 class Catalogs(Mapping[str, Catalog]):
-    """The catalogs one process serves, by name, and which one answers when none is named."""
+    """The catalogs one process serves, by name, each at its latest opened version."""
 
     def __init__(self, catalogs: dict[str, Catalog], default: str):
         if not catalogs:
             raise StoreError("no catalogs to serve")
-        self._catalogs = catalogs
+        self._catalogs = dict(catalogs)
         self.default = default if default in catalogs else next(iter(catalogs))
+        self._refreshing = threading.Lock()
 
     def __getitem__(self, name: str) -> Catalog:
         return self._catalogs[name]
@@ -169,13 +244,33 @@ class Catalogs(Mapping[str, Catalog]):
             raise KeyError(f"there is no catalog {name!r}; the catalogs are {', '.join(self._catalogs)}")
         return self._catalogs[name]
 
+    def refresh(self) -> list[tuple[str, int]]:
+        """Open newer versions of any changed store and swap them in; returns (catalog, version) swapped.
+
+        A new version that fails verification is not served: the last good one stays (the
+        error propagates to the caller, which logs it).
+        """
+        swapped = []
+        with self._refreshing:
+            for name, catalog in list(self._catalogs.items()):
+                newer = catalog.reopen()
+                if newer is not None:
+                    self._catalogs[name] = newer  # one reference swap: a request holds the old or the new
+                    swapped.append((name, newer.version))
+        return swapped
+
 
 def served_names(settings: Settings) -> list[str]:
-    """FASHION16_CATALOGS if set; else the built-ins, then every other store in the store folder."""
+    """FASHION16_CATALOGS if set; else the built-ins, then every other catalog in the store folder or settings."""
     if settings.catalogs:
         return list(settings.catalogs)
-    found = sorted(m.catalog for p in settings.store_dir.glob("*.h5") if (m := peek_manifest(p)) is not None)
-    return list(BUILTIN) + [n for n in found if n not in BUILTIN]
+    found = sorted(p.parent.name for p in settings.store_dir.glob("*/manifest.json"))
+    found += [name for name, _ in settings.stores]
+    names = list(BUILTIN)
+    for n in found:
+        if n not in names:
+            names.append(n)
+    return names
 
 
 def open_catalogs(settings: Settings) -> Catalogs:
@@ -183,10 +278,18 @@ def open_catalogs(settings: Settings) -> Catalogs:
     models: dict[Path, InferenceModel] = {}
     catalogs = {}
     for name in served_names(settings):
-        path = store_path(settings, name)
-        if not path.is_file():
-            raise StoreError(f"catalog {name}: store {path} not found; build it with "
-                             f"`python -m app index build --catalog {name}`"
-                             + ("" if name in BUILTIN else " --gallery DIR"))
-        catalogs[name] = open_catalog(path, settings, models, name)
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise StoreError(f"FASHION16_CATALOGS: {exc}") from None
+        catalogs[name] = open_catalog(settings, name, models)
     return Catalogs(catalogs, settings.default_catalog)
+
+
+def legacy_store_files(settings: Settings) -> list[Path]:
+    """Stores of the earlier single-file format (NAME.h5), which this version no longer reads."""
+    return sorted(settings.store_dir.glob("*.h5"))
+
+
+__all__ = ["BUILTIN", "Catalog", "CatalogSpec", "Catalogs", "Hdf5Store", "catalog_store", "check_model",
+           "model_path", "open_catalog", "open_catalogs", "served_names", "store_uri", "uploads_dir"]

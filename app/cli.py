@@ -30,10 +30,38 @@ def resolve_model(spec: str, s: Settings) -> Path:
     return path if path.suffix in (".tflite", ".keras") else model_path(s, spec)
 
 
-def resolve_store(args: argparse.Namespace, s: Settings) -> Path:
-    from .catalog import store_path
+def catalog_store(args: argparse.Namespace, s: Settings):
+    """The store ``--store`` names, else the catalog's own (FASHION16_STORES, else STORE_DIR/NAME)."""
+    from .catalog import catalog_store as default_store
+    from .stores import check_name, open_store
 
-    return Path(args.store) if args.store else store_path(s, args.catalog)
+    check_name(args.catalog)
+    return open_store(args.store, args.catalog) if getattr(args, "store", None) else default_store(s, args.catalog)
+
+
+def store_model(store, s: Settings, threads: int = 1):
+    """The model a catalog's store was built with (from the models folder), checked against it."""
+    from .catalog import check_model
+    from .runtime import open_model
+
+    snapshot = store.snapshot()
+    model = open_model(s.models_dir / snapshot.manifest.model_file, threads=threads)
+    check_model(snapshot, model, store)
+    return model
+
+
+def print_report(report, verb: str, uri: str) -> None:
+    """The end-of-command summary of build, add and remove: notes first (stderr), then one line."""
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    parts = [f"{len(report.added)} added", f"{len(report.removed)} removed"]
+    if report.kept:
+        parts.append(f"{report.kept} unchanged (ids kept)")
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} unreadable files skipped")
+    rate = f"; {report.items_per_s:,.0f} images/s" if report.items_per_s else ""
+    print(f"{verb} catalog {report.catalog} ({uri}): version {report.version}, {report.items} items: "
+          + ", ".join(parts) + rate)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -97,28 +125,54 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_index_build(args: argparse.Namespace) -> int:
     from .catalog import BUILTIN
-    from .indexer import build_store
+    from .indexer import build
     from .runtime import open_model
     from .sources import open_source
-    from .store import write_store
 
     s = settings()
+    store = catalog_store(args, s)
     spec = BUILTIN.get(args.catalog)
     gallery = args.gallery or (spec.source if spec else None)
     if gallery is None:
         raise ValueError(f"catalog {args.catalog!r} is not built in: give its photos with --gallery DIR")
-    model = open_model(resolve_model(args.model or (spec.model if spec else "photos"), s), threads=args.threads)
+    model_name = args.model or (spec.model if spec else "photos")
+    if spec is not None and args.model and resolve_model(args.model, s).stem != spec.model:
+        raise ValueError(f"the built-in catalog {args.catalog} is made with model {spec.model}; "
+                         f"give another catalog name for a catalog of model {args.model}")
     source = open_source(gallery)
-    store = build_store(model, source, args.catalog, bits=args.bits, seed=args.seed)
-    path = write_store(store, resolve_store(args, s))
-    for rel, why in source.skipped[:20]:
-        print(f"skipped {rel}: {why}", file=sys.stderr)
-    if len(source.skipped) > 20:
-        print(f"... and {len(source.skipped) - 20} more unreadable files", file=sys.stderr)
-    build = store.manifest.build
-    print(f"Wrote {path}: catalog {args.catalog}, {len(store)} items, {store.bits} bits, model {model.path.name}, "
-          f"{build['items_per_s']:,.0f} images/s"
-          + (f", {len(source.skipped)} unreadable files skipped" if source.skipped else ""))
+    if args.limit:
+        source.limit(args.limit)
+    model = open_model(resolve_model(model_name, s), threads=args.threads)
+    report = build(store, model, source, args.catalog, bits=args.bits, seed=args.seed, strict=args.strict)
+    print_report(report, "Built", store.uri)
+    return 0
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    from .indexer import add
+
+    s = settings()
+    store = catalog_store(args, s)
+    report = add(store, store_model(store, s, threads=args.threads), args.paths)
+    print_report(report, "Changed", store.uri)
+    return 0
+
+
+def cmd_index_remove(args: argparse.Namespace) -> int:
+    from .indexer import remove
+
+    store = catalog_store(args, settings())
+    report = remove(store, args.items)
+    print_report(report, "Changed", store.uri)
+    return 0
+
+
+def cmd_index_compact(args: argparse.Namespace) -> int:
+    store = catalog_store(args, settings())
+    if not hasattr(store, "compact"):
+        raise ValueError(f"{store.uri} compacts itself; nothing to do")
+    version = store.compact()
+    print(f"Compacted {store.uri}: version {version}, {len(store.snapshot())} items in one segment")
     return 0
 
 
@@ -128,43 +182,50 @@ def cmd_index_ensure(args: argparse.Namespace) -> int:
 
     s = settings()
     for name in args.catalog or list(BUILTIN):
-        path, built = ensure_builtin(name, s, bits=args.bits)
-        print(f"{name}: {path} {'built' if built else 'ready'}")
+        uri, built = ensure_builtin(name, s, bits=args.bits)
+        print(f"{name}: {uri} {'built' if built else 'ready'}")
     return 0
 
 
-def cmd_index_info(args: argparse.Namespace) -> int:
-    from .store import read_store, summary
+def store_info(store) -> dict:
+    """What ``index info`` reports of a store's latest version."""
+    snapshot = store.snapshot()
+    m = snapshot.manifest
+    return {"catalog": m.catalog, "store": store.uri, "version": snapshot.version, "items": len(snapshot),
+            "next_id": snapshot.next_id, "digest": snapshot.digest, "bits": snapshot.hasher.bits,
+            "embedding_dim": m.embedding_dim, "source": m.source, "root": m.root,
+            "model": {"file": m.model_file, "sha256": m.model_sha256}, "created": m.created,
+            "categories": [{"name": n, "items": int(c)} for n, c in zip(m.class_names, snapshot.counts())],
+            "segments": len(getattr(snapshot, "parts", [])) or None}
 
-    path = resolve_store(args, settings())
-    info = summary(read_store(path), path)
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    info = store_info(catalog_store(args, settings()))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{path}: catalog {info['catalog']}, {info['items']} items from {info['source']}, {info['bits']} bits, "
-          f"{info['embedding_dim']}-d embeddings, {info['file_mb']:.1f} MB, built {info['created']}")
-    print(f"model {info['model']['file']} (sha256 {info['model']['sha256'][:16]}...)")
+    print(f"{info['store']}: catalog {info['catalog']} version {info['version']}, {info['items']} items from "
+          f"{info['source']}, {info['bits']} bits, {info['embedding_dim']}-d embeddings, built {info['created']}")
+    print(f"model {info['model']['file']} (sha256 {info['model']['sha256'][:16]}...), next id {info['next_id']}, "
+          f"digest {info['digest'][:16]}...")
     for c in info["categories"]:
         print(f"  {c['name']:<14} {c['items']:>7} items")
     return 0
 
 
 def cmd_index_verify(args: argparse.Namespace) -> int:
-    from .catalog import check_categories
-    from .files import file_sha256
-    from .runtime import card_path
-    from .store import read_store, verify_codes
+    from .catalog import check_model
+    from .runtime import open_model
 
     s = settings()
-    path = resolve_store(args, s)
-    store = read_store(path)
-    model = s.models_dir / store.manifest.model_file
+    store = catalog_store(args, s)
+    snapshot = store.verify() if hasattr(store, "verify") else store.snapshot()
+    model = s.models_dir / snapshot.manifest.model_file
     if not model.is_file():
-        raise FileNotFoundError(f"{path} names model {model}, which is missing")
-    store = read_store(path, model_sha256=file_sha256(model))
-    check_categories(store, tuple(json.loads(card_path(model).read_text())["class_names"]), path)
-    verify_codes(store)
-    print(f"{path}: OK ({len(store)} items, {store.bits} bits, matches {model.name})")
+        raise FileNotFoundError(f"{store.uri} names model {model}, which is missing")
+    check_model(snapshot, open_model(model), store)
+    print(f"{store.uri}: OK (catalog {snapshot.manifest.catalog} version {snapshot.version}, {len(snapshot)} items, "
+          f"{snapshot.hasher.bits} bits, digest and every code checked, matches {model.name})")
     return 0
 
 
@@ -173,7 +234,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .schema import result_json
 
     s = settings()
-    catalog = open_catalog(resolve_store(args, s), s)
+    catalog = open_catalog(s, args.catalog, store=catalog_store(args, s))
     result = catalog.search(Path(args.image).read_bytes(), k=args.k, mode=args.mode, max_pixels=s.max_pixels)
     payload = result_json(catalog, result)
     if args.json:
@@ -207,8 +268,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     s = settings()
     if args.catalog not in ("photos", "fashion-mnist"):
         raise ValueError(f"evaluate knows the photos and fashion-mnist catalogs, not {args.catalog!r}")
-    path, _ = ensure_builtin(args.catalog, s)
-    catalog = open_catalog(path, s)
+    ensure_builtin(args.catalog, s)
+    catalog = open_catalog(s, args.catalog)
     if args.catalog == "fashion-mnist":
         from .evaluation.fashion_mnist import evaluate, summary
         from .fashion_mnist import load_fashion_mnist
@@ -277,7 +338,9 @@ def parser() -> argparse.ArgumentParser:
     def catalog_args(sp, store: bool = True):
         sp.add_argument("--catalog", default="photos", help=f"{CATALOG_HELP} (default: photos)")
         if store:
-            sp.add_argument("--store", help="the catalog's store file (default: index_store/NAME.h5)")
+            sp.add_argument("--store", metavar="URI",
+                            help="the catalog's store: a folder or hdf5:FOLDER, milvus-lite:FILE.db, "
+                                 "milvus://HOST:PORT[/COLLECTION] (default: index_store/NAME)")
 
     sp = add("data", cmd_data, "find, verify and describe Fashion-MNIST and the clothing photos")
     sp.add_argument("--no-download", action="store_true", help="do not try the Keras download")
@@ -305,9 +368,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("model", help="models/NAME.keras")
     sp.add_argument("--out", help="default: beside it, NAME.tflite")
 
-    index = add("index", None, "build, check or describe catalog stores (index_store/*.h5)")
+    index = add("index", None, "build, change, check or describe a catalog's store (index_store/NAME/)")
     isub = index.add_subparsers(dest="index_command", required=True, metavar="SUBCOMMAND")
-    sp = add("build", cmd_index_build, "run a catalog's photos through its model and write its store", isub)
+    sp = add("build", cmd_index_build, "run a catalog's photos through its model: a new version of its store "
+                                       "(unchanged photos keep their ids)", isub)
     catalog_args(sp)
     sp.add_argument("--gallery", help="what to index: photos, fashion-mnist, fashion-mnist:all or a folder "
                                       "(default: the built-in catalog's own)")
@@ -315,6 +379,22 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--bits", type=int, default=256, help="code length, a multiple of 32 in 32-1024")
     sp.add_argument("--seed", type=int, default=0, help="seed of the random hyperplanes")
     sp.add_argument("--threads", type=int, default=2, help="inference threads while indexing")
+    sp.add_argument("--limit", type=int, help="index only N pictures spread over the source (a quick check)")
+    sp.add_argument("--strict", action="store_true",
+                    help="refuse photos in folders that are not categories of the model (default: file them by "
+                         "the model's guess, and say so)")
+    sp = add("add", cmd_index_add, "add photos (files or folders inside the catalog's folder): only new or changed "
+                                   "ones are run through the model; one new version", isub)
+    catalog_args(sp)
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders")
+    sp.add_argument("--threads", type=int, default=2, help="inference threads while indexing")
+    sp = add("remove", cmd_index_remove, "remove items by id or by photo path (a folder: everything under it); "
+                                         "one new version", isub)
+    catalog_args(sp)
+    sp.add_argument("items", nargs="+", metavar="ID_OR_PATH")
+    sp = add("compact", cmd_index_compact, "fold a store's added and removed items into one segment (a new version; "
+                                           "ids unchanged)", isub)
+    catalog_args(sp)
     sp = add("ensure", cmd_index_ensure, "build the built-in catalogs' stores unless matching ones exist", isub)
     sp.add_argument("--catalog", action="append", choices=("photos", "fashion-mnist"),
                     help="only this catalog (repeatable; default: both)")
@@ -363,7 +443,7 @@ def known_errors() -> tuple[type[Exception], ...]:
     from .fashion_mnist import DatasetError
     from .imaging.decode import ImageRejected
     from .nets.torch_weights import WeightsUnavailableError
-    from .store import StoreError
+    from .stores import StoreError
 
     return (DatasetError, StoreError, ImageRejected, WeightsUnavailableError, FileNotFoundError, ValueError)
 

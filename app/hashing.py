@@ -45,8 +45,13 @@ class Hasher:
         return self.bits // 8
 
     def hash(self, embeddings: np.ndarray) -> np.ndarray:
-        """(n, dim) floats -> (n, bits/8) uint8 packed codes."""
-        x = np.atleast_2d(np.asarray(embeddings, np.float32)) - self.center
+        """(n, dim) floats -> (n, bits/8) uint8 packed codes.
+
+        Embeddings are rounded to float16 first, as stores keep them: a stored code is then
+        exactly the hash of its stored embedding, and an item searched with its own model
+        output lands at Hamming distance 0.
+        """
+        x = np.atleast_2d(np.asarray(embeddings, np.float32)).astype(np.float16).astype(np.float32) - self.center
         return np.packbits(x @ self.hyperplanes.T > 0, axis=1)
 
 

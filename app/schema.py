@@ -4,44 +4,58 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .catalog import Catalog, Catalogs
-from .search import MAX_K, MODES, SearchResult
+from .search import MAX_K, MODES, Hit, SearchResult
+
+ImageUrl = Callable[[Hit], str]
 
 
-def result_json(catalog: Catalog, result: SearchResult, image_url: Callable[[int], str] | None = None) -> dict:
+def hit_json(catalog: Catalog, hit: Hit, image_url: ImageUrl | None = None) -> dict:
+    row = {"id": hit.id, "category": catalog.class_names[hit.category], "similarity": round(hit.similarity, 4),
+           "hamming": hit.hamming}
+    if not catalog.stores_images:
+        row["path"] = hit.path
+    if image_url is not None:
+        row["image_url"] = image_url(hit)
+    return row
+
+
+def routing_note(catalog: Catalog, result: SearchResult) -> str | None:
+    """Said when the model's likeliest category is one this catalog has no items in."""
+    names, predicted = catalog.class_names, result.category
+    if result.routing[predicted] > 0 or not result.searched:
+        return None
+    return (f"this catalog has no {names[predicted]} items; showing the likeliest category it has: "
+            f"{names[result.searched[0]]}" if result.mode != "direct" else
+            f"this catalog has no {names[predicted]} items")
+
+
+def result_json(catalog: Catalog, result: SearchResult, image_url: ImageUrl | None = None) -> dict:
     """A search result, most similar first; ``image_url`` names each result's image when given."""
     names = catalog.class_names
-    rows = []
-    for hit in result.hits:
-        row = {"id": hit.id, "category": names[hit.category], "similarity": round(hit.similarity, 4),
-               "hamming": hit.hamming}
-        if catalog.store.paths is not None:
-            row["path"] = catalog.store.paths[catalog.store.row_of(hit.id)]
-        if image_url is not None:
-            row["image_url"] = image_url(hit.id)
-        rows.append(row)
     return {
         "catalog": catalog.name,
+        "catalog_version": result.version,
         "mode": result.mode,
         "category": {"name": names[result.category], "probability": round(float(result.probabilities.max()), 4)},
         "top_categories": [{"name": names[c], "probability": round(p, 4)} for c, p in result.top_categories(3)],
         "searched_categories": [names[c] for c in result.searched],
         "results_category": names[result.hits[0].category] if result.hits else None,
-        "results": rows,
+        "note": routing_note(catalog, result),
+        "results": [hit_json(catalog, hit, image_url) for hit in result.hits],
         "timings_ms": result.timings_ms,
     }
 
 
 def catalog_json(catalog: Catalog) -> dict:
-    """What /api/health says of one catalog: size, categories and model identity (no server paths)."""
-    m = catalog.store.manifest
+    """What /api/health says of one catalog: size, version, categories and model identity (no server paths)."""
+    m = catalog.snapshot.manifest
     return {
-        "name": catalog.name, "title": catalog.title, "items": len(catalog),
-        "categories": [{"name": name, "items": int(catalog.store.offsets[c + 1] - catalog.store.offsets[c])}
-                       for c, name in enumerate(catalog.class_names)],
+        "name": catalog.name, "title": catalog.title, "version": catalog.version, "items": len(catalog),
+        "categories": [{"name": name, "items": int(n)} for name, n in zip(catalog.class_names, catalog.counts())],
         "model": {"name": catalog.model.name, "file": catalog.model.path.name, "sha256": catalog.model.sha256,
                   "runtime": catalog.model.runtime, "input": list(catalog.model.input_shape)},
-        "bits": catalog.store.bits, "embedding_dim": m.embedding_dim, "source": m.source, "created": m.created,
-        "engine": catalog.engine.engine,
+        "bits": catalog.snapshot.hasher.bits, "embedding_dim": m.embedding_dim, "source": m.source,
+        "created": m.created, "store": catalog.store.uri.split(":", 1)[0], "engine": catalog.snapshot.scan_engine,
     }
 
 

@@ -1,4 +1,4 @@
-"""Class-routed search over one catalog store: hash, scan the routed libraries, re-rank by cosine.
+"""Class-routed search over one catalog snapshot: hash, scan the routed libraries, re-rank by cosine.
 
 Modes:
 - ``routed`` (the paper): only the predicted category's library is scanned.
@@ -7,20 +7,23 @@ Modes:
   categories are scanned and the library whose closest match best backs the classifier's
   probability answers, so one wrong guess does not sink the query.
 
-In every mode the Hamming scan picks ``candidates`` items and the stored float16
-embeddings re-rank them by exact cosine, which is the similarity users see. The engine
-takes the model's outputs, not images: the catalog (app/catalog.py) runs the model.
+Routing only ever lands on categories the catalog has items in: the probabilities are
+renormalised over those, so a shop without skirts answers a skirt photo with its likeliest
+other category (and says so), never with nothing. In every mode the store's Hamming scan
+picks ``candidates`` items per scanned library and their stored embeddings re-rank them by
+exact cosine, the similarity users see. The engine takes the model's outputs and a store
+snapshot (app/stores/), never images or rows: the catalog (app/catalog.py) runs the model.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .hashing import cosine_similarity
-from .scan import make_scanner
-from .store import CatalogStore
+from .stores import Items, Snapshot
 
 MODES = ("routed", "direct", "soft")
 DEFAULT_MODE = "routed"
@@ -51,24 +54,31 @@ class SoftRouting:
 
 @dataclass(frozen=True)
 class Hit:
+    """One result, with everything a response shows of it."""
+
     id: int
     category: int      # the library the item is filed under
-    label: int         # its known label, -1 when unknown
+    label: int         # its known category, -1 when unknown
     similarity: float  # cosine of the embeddings, in [0, 1]
     hamming: int       # Hamming distance of the codes
+    hash: str          # content hash of its picture (image URLs carry it)
+    path: str          # its picture in the catalog's source (a photo file for photo catalogs)
 
 
 @dataclass
 class SearchResult:
     catalog: str
+    version: int               # the catalog version every hit comes from
     mode: str
-    probabilities: np.ndarray  # (num_classes,) of the query
+    probabilities: np.ndarray  # (num_classes,) of the query, as the model gave them
     searched: list[int]        # categories scanned
     hits: list[Hit]
+    routing: np.ndarray        # probabilities over the categories that have items (what routing used)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def category(self) -> int:
+        """The model's likeliest category (which the catalog may not stock: see ``routing``)."""
         return int(self.probabilities.argmax())
 
     def top_categories(self, n: int = 3) -> list[tuple[int, float]]:
@@ -80,71 +90,82 @@ class SearchResult:
         return np.array([h.id for h in self.hits], np.int64)
 
 
+def routing_probabilities(probs: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The model's probabilities renormalised over the categories that have items (zero elsewhere)."""
+    stocked = counts > 0
+    p = np.where(stocked, np.asarray(probs, np.float64), 0.0)
+    total = p.sum()
+    if total <= 0:  # the model puts (numerically) nothing on what the catalog has: spread evenly
+        p = stocked.astype(np.float64)
+        total = max(p.sum(), 1.0)
+    return (p / total).astype(np.float32)
+
+
 class SearchEngine:
-    """Scanners over one store's libraries, ready to answer queries; build once per process."""
+    """Routing and re-ranking over any store snapshot; stateless, so one per model serves every version."""
 
-    def __init__(self, store: CatalogStore, engine: str = "auto", candidates: int = 256,
-                 soft: SoftRouting = SoftRouting()):
-        self.store, self.candidates, self.soft = store, candidates, soft
-        self.scanners = [make_scanner(store.codes[store.library(c)], engine) for c in range(len(store.class_names))]
-        self.all_scanner = make_scanner(store.codes, engine)
-        self.engine = self.all_scanner.engine
+    def __init__(self, candidates: int = 256, soft: SoftRouting = SoftRouting()):
+        self.candidates, self.soft = candidates, soft
 
-    def categories_to_search(self, probs: np.ndarray, mode: str) -> list[int]:
-        """routed: the top category; direct: all; soft: the top few when the classifier is unsure."""
+    def categories_to_search(self, routing: np.ndarray, mode: str) -> list[int] | None:
+        """routed: the top category; direct: None (all); soft: the top few when the classifier is unsure."""
         if mode == "direct":
-            return list(range(len(self.scanners)))
-        order = [int(c) for c in np.argsort(-probs, kind="stable")]
-        if mode == "routed" or probs[order[0]] >= self.soft.threshold:
+            return None
+        order = [int(c) for c in np.argsort(-routing, kind="stable") if routing[c] > 0]
+        if not order:
+            return []
+        if mode == "routed" or routing[order[0]] >= self.soft.threshold:
             return order[:1]
-        return [c for c in order[: self.soft.max_categories] if probs[c] >= self.soft.min_probability] or order[:1]
+        return [c for c in order[: self.soft.max_categories] if routing[c] >= self.soft.min_probability] or order[:1]
 
-    def search(self, probs: np.ndarray, emb: np.ndarray, k: int = DEFAULT_K, mode: str = DEFAULT_MODE) -> SearchResult:
-        """Hash, scan and re-rank for one query's model outputs."""
+    def search(self, snapshot: Snapshot, probs: np.ndarray, emb: np.ndarray, k: int = DEFAULT_K,
+               mode: str = DEFAULT_MODE, exclude: Collection[int] = ()) -> SearchResult:
+        """Hash, scan and re-rank one query's model outputs; ``exclude`` keeps those ids out of the hits."""
         check_query(k, mode)
         t0 = time.perf_counter()
-        code = self.store.hasher.hash(emb)[0]
+        code = snapshot.hasher.hash(emb)[0]
         t1 = time.perf_counter()
-        searched = self.categories_to_search(probs, mode)
-        dist, rows = self._scan(code, searched, max(self.candidates, k))
+        counts = snapshot.counts()
+        routing = routing_probabilities(probs, counts)
+        searched = self.categories_to_search(routing, mode)
+        found = snapshot.candidates(code, searched, max(self.candidates, k + len(exclude)))
         t2 = time.perf_counter()
-        sims = cosine_similarity(emb, self.store.embeddings[rows])
-        if mode == "soft" and len(searched) > 1:
-            keep = self.store.categories[rows] == self._best_supported(probs, sims, rows, searched)
-            dist, rows, sims = dist[keep], rows[keep], sims[keep]
-        hits = self._top_hits(dist, rows, sims, k)
+        if exclude and len(found):
+            found = found.take(np.flatnonzero(~np.isin(found.ids, np.fromiter(exclude, np.int64))))
+        sims = cosine_similarity(emb, found.embeddings)
+        if mode == "soft" and searched and len(searched) > 1 and len(found):
+            keep = np.flatnonzero(found.categories == self._best_supported(routing, sims, found, searched))
+            found, sims = found.take(keep), sims[keep]
+        hits = top_hits(found, sims, k)
         t3 = time.perf_counter()
         timings = {s: round(1000 * (b - a), 3) for s, a, b in zip(("hash", "scan", "rerank"), (t0, t1, t2),
                                                                    (t1, t2, t3))}
-        return SearchResult(self.store.manifest.catalog, mode, probs, searched, hits, timings)
+        if searched is None:
+            searched = [int(c) for c in np.flatnonzero(counts)]
+        return SearchResult(snapshot.manifest.catalog, snapshot.version, mode, np.asarray(probs), searched, hits,
+                            routing, timings)
 
-    def exact_top(self, emb: np.ndarray, category: int, k: int) -> np.ndarray:
-        """Item ids of the exact-cosine top ``k`` within one library: the reference LSH recall is measured by."""
-        lib = self.store.library(category)
-        sims = cosine_similarity(emb, self.store.embeddings[lib])
-        n = min(k, len(sims))
-        top = np.argpartition(-sims, n - 1)[:n] if n < len(sims) else np.arange(len(sims))
-        return self.store.ids[lib][top]
-
-    def _best_supported(self, probs: np.ndarray, sims: np.ndarray, rows: np.ndarray, searched: list[int]) -> int:
+    def _best_supported(self, routing: np.ndarray, sims: np.ndarray, found: Items, searched: list[int]) -> int:
         """The searched category with the best mix of classifier belief and closest catalog match."""
-        cats = self.store.categories[rows]
-        best = [sims[cats == c].max(initial=0.0) for c in searched]
-        scores = np.log(np.maximum(probs[searched], 1e-12)) + self.soft.evidence_weight * np.asarray(best)
+        best = [sims[found.categories == c].max(initial=0.0) for c in searched]
+        scores = np.log(np.maximum(routing[searched], 1e-12)) + self.soft.evidence_weight * np.asarray(best)
         return searched[int(np.argmax(scores))]
 
-    def _scan(self, code: np.ndarray, categories: list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Hamming candidates as (distances, store rows)."""
-        if len(categories) == len(self.scanners):
-            return self.all_scanner.search(code, n)
-        parts = [self.scanners[c].search(code, n) for c in categories]
-        dist = np.concatenate([d for d, _ in parts])
-        rows = np.concatenate([r + self.store.offsets[c] for c, (_, r) in zip(categories, parts)])
-        return dist, rows
 
-    def _top_hits(self, dist: np.ndarray, rows: np.ndarray, sims: np.ndarray, k: int) -> list[Hit]:
-        """Most similar first; equal cosines fall back to the Hamming distance, then the row."""
-        order = np.lexsort((rows, dist, -sims))[:k]
-        store = self.store
-        return [Hit(int(store.ids[r]), int(store.categories[r]), int(store.labels[r]), float(s), int(d))
-                for r, s, d in zip(rows[order], sims[order], dist[order])]
+def top_hits(found: Items, sims: np.ndarray, k: int) -> list[Hit]:
+    """Most similar first; equal cosines fall back to the Hamming distance, then the id."""
+    hamming = found.hamming if found.hamming is not None else np.zeros(len(found), np.int32)
+    order = np.lexsort((found.ids, hamming, -sims))[:k]
+    return [Hit(int(found.ids[r]), int(found.categories[r]), int(found.labels[r]), float(sims[r]), int(hamming[r]),
+                found.hashes[r], found.paths[r]) for r in order]
+
+
+def exact_top(snapshot: Snapshot, emb: np.ndarray, category: int, k: int) -> np.ndarray:
+    """Item ids of the exact-cosine top ``k`` within one library: the reference LSH recall is measured by."""
+    ids = snapshot.ids(category)
+    if not len(ids):
+        return ids
+    sims = cosine_similarity(emb, snapshot.items(ids).embeddings)
+    n = min(k, len(sims))
+    top = np.argpartition(-sims, n - 1)[:n] if n < len(sims) else np.arange(len(sims))
+    return ids[top]

@@ -35,10 +35,12 @@ class Settings:
     models_dir: Path = ROOT / "models"
     store_dir: Path = ROOT / "index_store"
     catalogs: tuple[str, ...] = ()          # served catalogs; empty = the built-ins plus every store found
+    stores: tuple[tuple[str, str], ...] = ()  # (catalog, store URI) for catalogs not in STORE_DIR/NAME
+    reload_seconds: float = 1.0             # how often a worker looks for a new version of its catalogs
+    admin_token: str | None = None          # enables the admin API (adding and removing catalog items)
     default_catalog: str = DEFAULT_CATALOG
     max_upload_mb: float = 10.0
     max_pixels: int = 40_000_000
-    image_max_age: int = 86_400             # catalog images change only when a store is rebuilt
     inference_threads: int = 1              # per worker; workers already spread requests over the CPUs
     # gunicorn
     bind: str = "0.0.0.0:8000"
@@ -70,10 +72,12 @@ class Settings:
             models_dir=read.path("FASHION16_MODELS_DIR", cls.models_dir),
             store_dir=read.path("FASHION16_STORE_DIR", cls.store_dir),
             catalogs=read.names("FASHION16_CATALOGS"),
+            stores=read.pairs("FASHION16_STORES"),
+            reload_seconds=read.positive("FASHION16_RELOAD_SECONDS", cls.reload_seconds, float),
+            admin_token=read.secret("FASHION16_ADMIN_TOKEN"),
             default_catalog=read.text("FASHION16_DEFAULT_CATALOG", DEFAULT_CATALOG),
             max_upload_mb=read.positive("FASHION16_MAX_UPLOAD_MB", cls.max_upload_mb, float),
             max_pixels=read.positive("FASHION16_MAX_PIXELS", cls.max_pixels, int),
-            image_max_age=read.positive("FASHION16_IMAGE_MAX_AGE", cls.image_max_age, int),
             inference_threads=read.positive("FASHION16_INFERENCE_THREADS", cls.inference_threads, int),
             bind=read.bind(),
             workers=read.positive("FASHION16_WORKERS", 0, int) or read.positive("WEB_CONCURRENCY", cpu_count(), int),
@@ -106,6 +110,22 @@ class _Reader:
     def names(self, name: str) -> tuple[str, ...]:
         raw = self.raw(name)
         return tuple(n.strip() for n in raw.split(",") if n.strip()) if raw else ()
+
+    def pairs(self, name: str) -> tuple[tuple[str, str], ...]:
+        """NAME=VALUE,NAME=VALUE (catalog store URIs)."""
+        out = []
+        for item in self.names(name):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise SettingsError(f"{name} must be CATALOG=URI[,CATALOG=URI...], got {item!r}")
+            out.append((key.strip(), value.strip()))
+        return tuple(out)
+
+    def secret(self, name: str) -> str | None:
+        raw = self.raw(name)
+        if raw is not None and len(raw) < 16:
+            raise SettingsError(f"{name} must be at least 16 characters (a long random token), got {len(raw)}")
+        return raw
 
     def positive(self, name: str, default: Any, cast: Callable[[str], Any]) -> Any:
         raw = self.raw(name)

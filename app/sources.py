@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from .photo_dataset import CATALOG_SPLITS
 from .photo_dataset import ROOT as PHOTOS_ROOT
 from .runtime import InferenceModel
 from .settings import ROOT
+from .stores.base import HASH_BYTES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 # Folder names that mean a category under another name (slugs: lower case, letters and digits only).
@@ -59,13 +61,19 @@ def resolve_root(recorded: str) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
+def content_hash(data: bytes) -> str:
+    """An item's content hash (hex): what tells a changed photo from an unchanged one, and versions its URL."""
+    return hashlib.sha256(data).hexdigest()[:2 * HASH_BYTES]
+
+
 @dataclass
 class Batch:
     inputs: np.ndarray                   # (n, *input_shape) float32, model-ready
     labels: np.ndarray                   # (n,) int16, -1 = unknown
     attempted: int                       # source items read for this batch, skipped ones included
+    paths: list[str]                     # each item's name in the source (a file relative to the root)
+    hashes: list[str]                    # content hash of each item's picture
     images: np.ndarray | None = None     # (n, 28, 28) uint8 kept in the store for display
-    paths: list[str] | None = None
 
 
 class FashionMNISTSource:
@@ -74,7 +82,7 @@ class FashionMNISTSource:
     kind = "fashion-mnist"
     root = None
 
-    def __init__(self, split: str = "train"):
+    def __init__(self, split: str = "train", limit: int | None = None):
         from .fashion_mnist import load_fashion_mnist
 
         data = load_fashion_mnist()
@@ -85,6 +93,7 @@ class FashionMNISTSource:
             self.labels = np.concatenate([data.y_train, data.y_test])
         else:
             raise ValueError(f"split must be 'train' or 'all', got {split!r}")
+        self.images, self.labels = self.images[:limit], self.labels[:limit]  # limit: small catalogs for tests
         self.skipped: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
@@ -94,7 +103,18 @@ class FashionMNISTSource:
         for start in range(0, len(self), size):
             u8 = self.images[start:start + size]
             inputs = np.stack([model.prepare(img) for img in u8])
-            yield Batch(inputs, self.labels[start:start + size].astype(np.int16), len(u8), images=u8)
+            names = [self.name(i) for i in range(start, start + len(u8))]
+            yield Batch(inputs, self.labels[start:start + size].astype(np.int16), len(u8), names,
+                        [content_hash(img.tobytes()) for img in u8], images=u8)
+
+    def limit(self, n: int) -> None:
+        """Keep the first ``n`` images (a quick check of a build)."""
+        self.images, self.labels = self.images[:n], self.labels[:n]
+
+    def name(self, index: int) -> str:
+        """An image's name in the data set (its split and position): its stable key across rebuilds."""
+        split, i = ("train", index) if index < 60_000 else ("test", index - 60_000)
+        return f"{split}/{i}"
 
 
 @dataclass
@@ -122,6 +142,11 @@ class FolderSource:
     def __len__(self) -> int:
         return len(self.files)
 
+    def limit(self, n: int) -> None:
+        """Keep ``n`` files spread evenly over the sorted list (so every category folder is sampled)."""
+        if n < len(self.files):
+            self.files = [self.files[int(i)] for i in np.linspace(0, len(self.files) - 1, n).round()]
+
     def label(self, path: Path, class_names: Sequence[str]) -> int:
         """The category its folder names (the nearest folder that names one), else -1."""
         for parent in path.relative_to(self.root).parents:
@@ -132,18 +157,30 @@ class FolderSource:
     def batches(self, model: InferenceModel, size: int) -> Iterator[Batch]:
         for start in range(0, len(self.files), size):
             chunk = self.files[start:start + size]
-            inputs, labels, paths = [], [], []
+            inputs, labels, paths, hashes = [], [], [], []
             for path in chunk:
                 rel = path.relative_to(self.root).as_posix()
                 try:
-                    inputs.append(model.prepare(model.decode(path.read_bytes(), self.max_pixels)))
+                    data = path.read_bytes()
+                    inputs.append(model.prepare(model.decode(data, self.max_pixels)))
                 except (ImageRejected, OSError) as exc:
                     self.skipped.append((rel, str(exc)))
                     continue
                 labels.append(self.label(path, model.class_names))
                 paths.append(rel)
+                hashes.append(content_hash(data))
             empty = np.zeros((0, *model.input_shape), np.float32)
-            yield Batch(np.stack(inputs) if inputs else empty, np.array(labels, np.int16), len(chunk), paths=paths)
+            yield Batch(np.stack(inputs) if inputs else empty, np.array(labels, np.int16), len(chunk), paths, hashes)
+
+    def unnamed_folders(self, class_names: Sequence[str]) -> dict[str, int]:
+        """Folders (relative to the root) holding photos that no folder name files: folder -> photos."""
+        out: dict[str, int] = {}
+        for path in self.files:
+            rel = path.relative_to(self.root)
+            if rel.parent != Path(".") and self.label(path, class_names) < 0:
+                folder = rel.parent.as_posix()
+                out[folder] = out.get(folder, 0) + 1
+        return out
 
 
 def photos_source() -> FolderSource:

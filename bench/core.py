@@ -8,7 +8,6 @@ not depend on how items are split into categories, so they are timed on the unif
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +19,7 @@ from app.scan import FaissScanner, NumpyScanner
 from app.search import SearchEngine
 
 from .profile import TABLE_BITS, K, Profile
-from .synthetic import SPLITS, Generator, SyntheticSet, synthetic_engine
+from .synthetic import SPLITS, Generator, SyntheticIndex, SyntheticSet, synthetic_engine
 from .timing import WARMUP, settled_rss, throughput, time_each
 
 BATCH = 64
@@ -36,7 +35,7 @@ class Method:
     stages: list[dict] = field(default_factory=list)  # per-query stage timings, for our engine only
 
 
-def engine_method(engine: SearchEngine, queries: SyntheticSet, mode: str, bytes_per_item: float) -> Method:
+def engine_method(engine: SyntheticIndex, queries: SyntheticSet, mode: str, bytes_per_item: float) -> Method:
     """Our search as served, minus decoding, preprocessing and the forward pass."""
     def run(i: int) -> dict:
         return engine.search(queries.probs[i], queries.embeddings[i], K, mode).timings_ms
@@ -54,10 +53,10 @@ def exact_top_k(matrix: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(top, order, 1)
 
 
-def baseline_methods(engine: SearchEngine, gallery: SyntheticSet, queries: SyntheticSet) -> list[Method]:
+def baseline_methods(engine: SyntheticIndex, gallery: SyntheticSet, queries: SyntheticSet) -> list[Method]:
     """The FAISS and NumPy scanners and exact cosine over every item, on the codes the store holds."""
-    codes, n = engine.store.codes, engine.candidates
-    qcodes = engine.store.hasher.hash(queries.embeddings)
+    codes, n = engine.snapshot.parts[0].codes, engine.candidates
+    qcodes = engine.snapshot.hasher.hash(queries.embeddings)
     flat, scan = FaissScanner(codes), NumpyScanner(codes)
     emb, qemb = gallery.embeddings, queries.embeddings
     return [
@@ -83,11 +82,9 @@ def measure(method: Method, n_queries: int, profile: Profile) -> dict:
     return row
 
 
-def store_array_bytes(engine: SearchEngine) -> int:
+def store_array_bytes(engine: SyntheticIndex) -> int:
     """Bytes of the arrays the store itself holds (codes, float16 embeddings, ids, categories, labels, ...)."""
-    store = engine.store
-    return sum(getattr(store, f.name).nbytes for f in dataclasses.fields(store)
-               if isinstance(getattr(store, f.name), np.ndarray))
+    return sum(arr.nbytes for part in engine.snapshot.parts for _, arr in part.columns())
 
 
 def measure_config(gallery: SyntheticSet, queries: SyntheticSet, bits: int, split: str,

@@ -2,7 +2,7 @@
 
 Each build runs in a child process (``python -m bench.indexing``) so its peak resident
 memory is its own, not the benchmark's; it reports one JSON line on stdout, and its
-progress bar goes to stderr as usual. The build is ``app.indexer.build_store`` with the
+progress bar goes to stderr as usual. The build is ``app.indexer.build`` with the
 threads ``python -m app index ensure`` gives it, over the first images of a built-in
 catalog's source (Fashion-MNIST training images; catalog photos spread over the categories).
 """
@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from app.catalog import BUILTIN, model_path
-from app.indexer import build_store
+from app.indexer import build as build_catalog
 from app.runtime import LiteRTModel
 from app.settings import ROOT, Settings, cpu_count
 from app.sources import FashionMNISTSource, FolderSource, open_source
-from app.store import write_store
+from app.stores import Hdf5Store
 
 from .profile import TABLE_BITS
 from .timing import peak_rss_bytes
@@ -45,21 +45,19 @@ def build(catalog: str, images: int, out: Path) -> dict:
     source = open_source(spec.source)
     first_images(source, images)
     loaded = time.perf_counter()
-    store = build_store(model, source, catalog, bits=TABLE_BITS)
-    built = time.perf_counter()
-    write_store(store, out)
+    report = build_catalog(Hdf5Store(out, catalog), model, source, catalog, bits=TABLE_BITS)
     written = time.perf_counter()
-    return {"catalog": catalog, "images": len(store), "runtime": model.runtime, "threads": threads,
-            "load_seconds": round(loaded - start, 2), "build_seconds": round(built - loaded, 2),
-            "write_seconds": round(written - built, 2), "items_per_s": round(len(store) / (written - loaded), 1),
-            "forward_items_per_s": store.manifest.build["items_per_s"], "file_bytes": out.stat().st_size,
-            "peak_rss_bytes": peak_rss_bytes()}
+    return {"catalog": catalog, "images": report.items, "runtime": model.runtime, "threads": threads,
+            "load_seconds": round(loaded - start, 2), "build_seconds": round(report.seconds, 2),
+            "write_seconds": round(written - loaded - report.seconds, 2),
+            "items_per_s": round(report.items / (written - loaded), 1), "forward_items_per_s": report.items_per_s,
+            "file_bytes": sum(p.stat().st_size for p in out.glob("*.h5")), "peak_rss_bytes": peak_rss_bytes()}
 
 
 def build_in_child(catalog: str, images: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "bench.indexing", "--catalog", catalog, "--images", str(images),
-               "--out", str(Path(tmp) / "store.h5")]
+               "--out", str(Path(tmp) / catalog)]
         done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

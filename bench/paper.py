@@ -72,7 +72,7 @@ def feature_catalog(work: Workload, model: FeatureModel) -> tuple[Catalog, np.nd
     gallery = compute(model.feature, work.gallery_inputs)
     store = work.store(TABLE_BITS, embeddings=gallery)
     queries = compute(model.feature, np.stack([model.prepare(x) for x in work.query_images]))
-    return Catalog("fashion-mnist", model, store, MEMORY), queries  # type: ignore[arg-type]  # a model's calls
+    return Catalog("fashion-mnist", model, store, store.snapshot(), MEMORY), queries  # type: ignore[arg-type]  # a model's calls
 
 
 def table3(work: Workload, served: dict) -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from app.catalog import Catalog
 from app.evaluation.metrics import lsh_recall, run_queries, summarise_ms
-from app.search import MODES
+from app.search import MODES, exact_top
 
 from .profile import TABLE_BITS, K
 from .timing import time_each
@@ -28,7 +28,7 @@ def mode_stats(catalog: Catalog, work: Workload, mode: str) -> dict:
 
 def quality_row(catalog: Catalog, work: Workload) -> dict:
     """Precision@K in every mode and the routed search's LSH recall@K."""
-    row: dict = {"bits": catalog.store.bits, "latency": {}}
+    row: dict = {"bits": catalog.snapshot.hasher.bits, "latency": {}}
     for mode in MODES:
         stats = mode_stats(catalog, work, mode)
         row[f"precision_at_{K}_{mode}"] = stats.pop("precision")
@@ -38,9 +38,9 @@ def quality_row(catalog: Catalog, work: Workload) -> dict:
 
 
 def exact_anchor(catalog: Catalog, work: Workload, max_seconds: float) -> dict:
-    """Latency of exact cosine top-K within the routed library (``SearchEngine.exact_top``): recall 1.0."""
+    """Latency of exact cosine top-K within the routed library (``app.search.exact_top``): recall 1.0."""
     categories = work.query_probs.argmax(1)
-    samples = time_each(lambda i: catalog.engine.exact_top(work.query_emb[i], int(categories[i]), K),
+    samples = time_each(lambda i: exact_top(catalog.snapshot, work.query_emb[i], int(categories[i]), K),
                         list(range(len(categories))), max_seconds)
     return {"method": "exact cosine (routed library, float16 store, float32 matmul)", f"lsh_recall_at_{K}": 1.0,
             **summarise_ms(samples)}

@@ -216,7 +216,7 @@ def indexing_section(results: dict) -> str:
                      fmt((s.get("peak_rss_bytes") or 0) / 1e6, ",.0f"), fmt((s.get("file_bytes") or 0) / 1e6, ",.1f")])
     return "\n\n".join([
         "## 3. Indexing from scratch (LiteRT)",
-        "`app.indexer.build_store` on the serving runtime, as `python -m app index ensure` runs it: decoding, "
+        "`app.indexer.build` on the serving runtime, as `python -m app index ensure` runs it: decoding, "
         "preparation, the forward pass, hashing, filing and the HDF5 write, in a child process (its peak RSS is "
         "its own). Images/s counts the build and the write; loading the model and the data is shown apart. "
         "Fashion-MNIST: the first training images; photos: catalog photos spread over the categories.",

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from app.catalog import BUILTIN, model_path, store_path
-from app.indexer import build_store, ensure_builtin
+from app.catalog import BUILTIN, catalog_store, model_path
+from app.indexer import build, ensure_builtin
 from app.photo_dataset import load_photos
 from app.runtime import LiteRTModel
 from app.settings import Settings, cpu_count
 from app.sources import FolderSource
-from app.store import write_store
 
 from .profile import TABLE_BITS, Profile
 from .workload import Workload
@@ -33,13 +32,13 @@ def builtin_stores(settings: Settings) -> Settings:
 def small_stores(settings: Settings, folder: Path, work: Workload, photos_per_category: int) -> Settings:
     """Both built-in catalogs, small, in ``folder``: the workload's gallery and the first training photos."""
     small = settings.with_(store_dir=folder)
-    write_store(work.store(TABLE_BITS), store_path(small, "fashion-mnist"))
+    work.write(catalog_store(small, "fashion-mnist"), TABLE_BITS)
     photos = load_photos("train")
     keep = np.concatenate([np.flatnonzero(photos.labels == c)[:photos_per_category]
                            for c in np.unique(photos.labels)])
     source = FolderSource(photos.root, kind="photos", files=[photos.root / photos.paths[i] for i in keep])
     model = LiteRTModel(model_path(settings, BUILTIN["photos"].model), threads=cpu_count())
-    write_store(build_store(model, source, "photos", bits=TABLE_BITS), store_path(small, "photos"))
+    build(catalog_store(small, "photos"), model, source, "photos", bits=TABLE_BITS)
     return small
 
 

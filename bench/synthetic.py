@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.search import SearchEngine
-from app.store import CatalogStore, Manifest, assemble
+from app.search import SearchEngine, SearchResult
+from app.stores import ArraySnapshot, Manifest, NewItems, memory_store
 
 CATEGORIES = 10
 DIM = 256
@@ -60,14 +60,33 @@ class Generator:
         return SyntheticSet(out, labels, probs)
 
 
-def synthetic_store(gallery: SyntheticSet, bits: int) -> CatalogStore:
-    """A catalog store of the synthetic gallery, filed under its true categories (no model made it)."""
+def synthetic_items(gallery: SyntheticSet) -> NewItems:
+    n = len(gallery.labels)
+    return NewItems(gallery.embeddings, gallery.labels, gallery.labels, ["0" * 16] * n, [f"s/{i}" for i in range(n)])
+
+
+def synthetic_store(gallery: SyntheticSet, bits: int) -> ArraySnapshot:
+    """An in-memory catalog of the synthetic gallery, filed under its true categories (no model made it)."""
     names = tuple(f"category {c}" for c in range(gallery.probs.shape[1]))
     manifest = Manifest(catalog="synthetic", model_file="none", model_sha256="synthetic", class_names=names,
                         source="synthetic", bits=bits)
-    return assemble(manifest, gallery.embeddings, gallery.labels, gallery.labels, seed=0)  # never written
+    return memory_store(manifest, synthetic_items(gallery), seed=0)  # never written
 
 
-def synthetic_engine(gallery: SyntheticSet, bits: int) -> SearchEngine:
-    """The production search engine over a synthetic gallery."""
-    return SearchEngine(synthetic_store(gallery, bits))
+@dataclass
+class SyntheticIndex:
+    """The production search engine over a synthetic gallery's snapshot."""
+
+    engine: SearchEngine
+    snapshot: ArraySnapshot
+
+    @property
+    def candidates(self) -> int:
+        return self.engine.candidates
+
+    def search(self, probs: np.ndarray, emb: np.ndarray, k: int, mode: str) -> SearchResult:
+        return self.engine.search(self.snapshot, probs, emb, k, mode)
+
+
+def synthetic_engine(gallery: SyntheticSet, bits: int) -> SyntheticIndex:
+    return SyntheticIndex(SearchEngine(), synthetic_store(gallery, bits))

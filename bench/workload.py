@@ -15,9 +15,10 @@ import numpy as np
 from app.catalog import Catalog
 from app.fashion_mnist import load_fashion_mnist
 from app.runtime import InferenceModel
-from app.store import CatalogStore, Manifest, assemble
+from app.sources import content_hash
+from app.stores import Manifest, MemoryStore, NewItems, Store
 
-MEMORY = Path("<memory>")  # the store file of a catalog that lives only in this process
+MEMORY = Path("<memory>")  # the uploads folder of a catalog that lives only in this process
 
 
 @dataclass
@@ -50,14 +51,26 @@ class Workload:
         return Manifest(catalog="fashion-mnist", model_file=model.path.name, model_sha256=model.sha256,
                         class_names=model.class_names, source="fashion-mnist", bits=bits)
 
-    def store(self, bits: int, n: int | None = None, embeddings: np.ndarray | None = None) -> CatalogStore:
-        """The first ``n`` gallery items, filed under their known labels as ``build_store`` files them."""
+    def write(self, store: Store, bits: int, n: int | None = None, embeddings: np.ndarray | None = None,
+              model: InferenceModel | None = None) -> Store:
+        """The first ``n`` gallery items as one version of ``store``, filed under their known labels."""
         labels = self.gallery_labels[:n]
         emb = self.gallery_emb[:n] if embeddings is None else embeddings[:n]
-        return assemble(self.manifest(bits), emb, labels, labels, seed=0, images=self.gallery_images[:n])
+        images = self.gallery_images[:n]
+        writer = store.rebuild(self.manifest(bits, model), seed=0)
+        writer.add(NewItems(emb, labels, labels, [content_hash(x.tobytes()) for x in images],
+                            [f"train/{i}" for i in range(len(images))], images))
+        writer.commit()
+        return store
+
+    def store(self, bits: int, n: int | None = None, embeddings: np.ndarray | None = None,
+              model: InferenceModel | None = None) -> Store:
+        """An in-memory store of the first ``n`` gallery items."""
+        return self.write(MemoryStore("fashion-mnist"), bits, n, embeddings, model)
 
     def catalog(self, bits: int, n: int | None = None) -> Catalog:
-        return Catalog("fashion-mnist", self.model, self.store(bits, n), MEMORY)
+        store = self.store(bits, n)
+        return Catalog("fashion-mnist", self.model, store, store.snapshot(), MEMORY)
 
     @property
     def classifier_accuracy(self) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.catalog import store_path
+from app.catalog import catalog_store
 from app.fashion_mnist import load_fashion_mnist
 from app.photo_dataset import PhotoSet, load_photos
 from app.settings import ROOT, Settings
@@ -64,21 +64,16 @@ def test_photos() -> PhotoSet:
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory, fashion_model, photo_model, fmnist, catalog_photos):
     """A store folder holding both built-in catalogs, small: what the app, CLI and gunicorn tests serve."""
-    from app.indexer import build_store
-    from app.sources import FolderSource
-    from app.store import Manifest, assemble, write_store
+    from app.indexer import build
+    from app.sources import FashionMNISTSource, FolderSource
 
     folder = tmp_path_factory.mktemp("stores")
     settings = Settings(store_dir=folder)
-    images, labels = fmnist.x_train[:SMALL_FASHION], fmnist.y_train[:SMALL_FASHION].astype(np.int16)
-    _, emb = fashion_model(np.stack([fashion_model.prepare(x) for x in images]))
-    manifest = Manifest(catalog="fashion-mnist", model_file=fashion_model.path.name,
-                        model_sha256=fashion_model.sha256, class_names=fashion_model.class_names,
-                        source="fashion-mnist")
-    write_store(assemble(manifest, emb, labels, labels, images=images), store_path(settings, "fashion-mnist"))
+    build(catalog_store(settings, "fashion-mnist"), fashion_model, FashionMNISTSource(limit=SMALL_FASHION),
+          "fashion-mnist")
     files = [catalog_photos.root / p for p in catalog_photos.paths]
     source = FolderSource(catalog_photos.root, kind="photos", files=files)
-    write_store(build_store(photo_model, source, "photos"), store_path(settings, "photos"))
+    build(catalog_store(settings, "photos"), photo_model, source, "photos")
     return folder
 
 

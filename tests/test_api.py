@@ -59,7 +59,7 @@ def check_ranked(body: dict, catalog: str, k: int = 20) -> None:
     assert sims == sorted(sims, reverse=True) and all(0 <= s <= 1 for s in sims)
     for r in body["results"]:
         assert {"id", "category", "similarity", "image_url"} <= set(r)
-        assert r["image_url"] == f"/images/{catalog}/{r['id']}"
+        assert re.fullmatch(f"/images/{catalog}/{r['id']}\\?v=[0-9a-f]{{16}}", r["image_url"])
     assert body["timings_ms"]["total"] >= body["timings_ms"]["forward"] > 0
     assert list(body["timings_ms"]) == ["decode", "preprocess", "forward", "hash", "scan", "rerank", "total"]
 
@@ -218,23 +218,27 @@ def test_health_lists_the_catalogs_with_their_models(client, catalogs, store_dir
     assert str(store_dir) not in str(body) and str(ROOT) not in str(body)  # no server paths
 
 
-def test_store_held_image_is_the_stored_png_with_cache_headers(client, fmnist):
+def test_store_held_image_is_the_stored_png_with_cache_headers(client, fmnist, catalogs):
     response = client.get("/images/fashion-mnist/7")
     assert response.status_code == 200 and response.mimetype == "image/png"
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.data))), fmnist.x_train[7])
-    assert response.cache_control.public and response.cache_control.max_age > 0
+    assert response.cache_control.no_cache and not response.cache_control.immutable  # unversioned: revalidate
     etag = response.headers["ETag"]
     again = client.get("/images/fashion-mnist/7", headers={"If-None-Match": etag})
     assert again.status_code == 304 and not again.data
+    versioned = client.get(f"/images/fashion-mnist/7?v={catalogs['fashion-mnist'].item(7).hashes[0]}")
+    assert versioned.cache_control.immutable and versioned.cache_control.max_age >= 86400 * 365
+    assert versioned.data == response.data
+    assert client.get("/images/fashion-mnist/7?v=0123456789abcdef").status_code == 404  # another picture's URL
 
 
 def test_photo_catalog_image_is_the_photo_file(client, catalogs):
     catalog = catalogs["photos"]
-    item = int(catalog.store.ids[5])
-    response = client.get(f"/images/photos/{item}")
+    item = int(catalog.snapshot.ids()[5])
+    response = client.get(f"/images/photos/{item}?v={catalog.item(item).hashes[0]}")
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
     assert response.data == catalog.item_file(item).read_bytes()
-    assert response.cache_control.public and response.cache_control.max_age > 0
+    assert response.cache_control.public and response.cache_control.immutable
     again = client.get(f"/images/photos/{item}", headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304
 

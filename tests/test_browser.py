@@ -7,6 +7,7 @@ Skipped only where Debian's chromium / chromium-driver are not installed; CI ins
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_upload_then_more_like_this(browser, base_url, query_file, tmp_path):
     check_results_page(browser)
     item_id = item_url.rsplit("/", 1)[1].split("?")[0]
     query_image = browser.find_element(By.CSS_SELECTOR, ".query-image").get_attribute("src")
-    assert query_image.endswith(f"/images/photos/{item_id}")
+    assert re.search(f"/images/photos/{item_id}\\?v=[0-9a-f]{{16}}$", query_image)
 
 
 def test_keyboard_focus_is_visible(browser, base_url):

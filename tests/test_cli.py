@@ -15,7 +15,7 @@ from PIL import Image
 from app.cli import main, parser
 from app.fashion_mnist import CLASS_NAMES
 from app.settings import ROOT
-from app.store import read_store
+from app.stores import Hdf5Store, NewItems
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -62,27 +62,28 @@ def test_help_runs_as_a_real_process_without_tensorflow():
 
 def test_index_info_describes_a_store(capsys, env_stores):
     code, out, _ = run(capsys, "index", "info", "--catalog", "fashion-mnist")
-    assert code == 0 and "catalog fashion-mnist, 2000 items" in out and "256 bits" in out
+    assert code == 0 and "catalog fashion-mnist version 1, 2000 items" in out and "256 bits" in out
     code, out, _ = run(capsys, "index", "info", "--catalog", "photos", "--json")
     info = json.loads(out)
     assert info["items"] == 400 and info["model"]["file"] == "photos.tflite" and len(info["categories"]) == 10
-    assert sum(c["items"] for c in info["categories"]) == 400
+    assert sum(c["items"] for c in info["categories"]) == 400 and info["next_id"] == 400 and info["version"] == 1
 
 
 def test_index_verify_checks_the_store_against_its_model(capsys, env_stores):
     code, out, _ = run(capsys, "index", "verify", "--catalog", "photos")
-    assert code == 0 and out.strip() == f"{env_stores / 'photos.h5'}: OK (400 items, 256 bits, matches photos.tflite)"
+    assert code == 0 and out.strip() == (f"hdf5:{env_stores / 'photos'}: OK (catalog photos version 1, 400 items, "
+                                         f"256 bits, digest and every code checked, matches photos.tflite)")
 
 
-def test_verify_refuses_a_store_whose_category_names_were_edited(capsys, env_stores, tmp_path, monkeypatch):
-    from app.store import CatalogStore, Manifest, write_store
-
-    store = read_store(env_stores / "photos.h5")
-    renamed = Manifest(**{**vars(store.manifest), "class_names": ("Bag",) + store.class_names[1:]})
-    fields = {k: getattr(store, k) for k in ("hasher", "ids", "categories", "labels", "codes", "embeddings",
-                                             "images", "paths")}
-    write_store(CatalogStore(manifest=renamed, **fields), tmp_path / "photos.h5")
-    code, _, err = run(capsys, "index", "verify", "--store", tmp_path / "photos.h5")
+def test_verify_refuses_a_store_whose_categories_are_not_its_models(capsys, env_stores, tmp_path):
+    """A well-formed store (its digests agree) whose category names differ from its model's is refused."""
+    snap = Hdf5Store(env_stores / "photos").snapshot()
+    store = Hdf5Store(tmp_path / "photos")
+    writer = store.rebuild(snap.manifest.with_(class_names=("Bag",) + snap.manifest.class_names[1:]))
+    got = snap.items(snap.ids())
+    writer.add(NewItems(got.embeddings, got.categories, got.labels, got.hashes, got.paths))
+    writer.commit()
+    code, _, err = run(capsys, "index", "verify", "--store", store.folder)
     assert code == 2 and "its categories (Bag, Hat" in err and "are not those of its model photos.tflite" in err
 
 
@@ -97,6 +98,7 @@ def test_search_json(capsys, env_stores, fmnist, query_photo, tmp_path, catalog,
     assert code == 0
     payload = json.loads(out)
     assert payload["catalog"] == catalog and payload["mode"] == "soft" and len(payload["results"]) == 7
+    assert payload["catalog_version"] == 1
     sims = [r["similarity"] for r in payload["results"]]
     assert sims == sorted(sims, reverse=True) and all(0 <= s <= 1 for s in sims)
     assert {r["category"] for r in payload["results"]} <= set(payload["searched_categories"])
@@ -106,59 +108,124 @@ def test_search_json(capsys, env_stores, fmnist, query_photo, tmp_path, catalog,
     assert code == 0 and out.count(" similarity ") == 3 and "timings (ms)" in out
 
 
-@pytest.mark.parametrize("command", [("index", "info"), ("search", "query.png"), ("index", "verify")])
+@pytest.mark.parametrize("command", [("index", "info"), ("search", "query.png"), ("index", "verify"),
+                                     ("index", "add", "query.png"), ("index", "remove", "7")])
 def test_missing_store_is_one_error_line_and_exit_2(capsys, monkeypatch, tmp_path, command):
     monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path))
     Image.new("L", (28, 28)).save(tmp_path / "query.png")
     args = [tmp_path / a if a.endswith(".png") else a for a in command]
     code, _, err = run(capsys, *args, "--catalog", "shop")
     assert code == 2
-    assert err.strip() == (f"error: catalog store not found: {tmp_path / 'shop.h5'}; build it with "
-                           f"`python -m app index build --catalog shop`")
+    assert err.strip() == (f"error: catalog shop: no store at {tmp_path / 'shop'}; rebuild it with "
+                           f"`python -m app index build --catalog shop --gallery DIR`")
+
+
+@pytest.mark.parametrize("name", ["../../tmp/x", "a_b", "Shop"])
+def test_catalog_names_are_checked_before_anything_is_written(capsys, monkeypatch, tmp_path, name):
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path / "stores"))
+    code, _, err = run(capsys, "index", "build", "--catalog", name, "--gallery", tmp_path)
+    assert code == 2 and err.startswith("error: catalog names are 1-40 lower-case letters")
+    assert not (tmp_path / "stores").exists() and not (tmp_path.parent / "x").exists()
+
+
+def make_shop(folder, test_photos, chosen: dict[str, int], per: int = 3, offset: int = 0) -> None:
+    for name, label in chosen.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in np.flatnonzero(test_photos.labels == label)[offset:offset + per]:
+            (folder / name / f"item{i}.jpg").write_bytes(test_photos.read(int(i)))
 
 
 def test_a_shop_folder_becomes_a_catalog(capsys, monkeypatch, tmp_path, test_photos, settings):
     """Sub-folders named after categories ("Shoes/", "t-shirts/", "outwear/") label their photos; loose ones
-    are filed by the model's guess; unreadable files are skipped and named; the store is served as a catalog."""
+    are filed by the model's guess; a folder that names no category is said, with how its photos were
+    filed; unreadable files are skipped and named; the store is served as a catalog."""
     shop = tmp_path / "shop"
-    chosen = {"Shoes": 6, "t-shirts": 9, "outwear": 3, ".": 7}
-    for folder, label in chosen.items():
-        (shop / folder).mkdir(parents=True, exist_ok=True)
-        for i in np.flatnonzero(test_photos.labels == label)[:3]:
-            (shop / folder / f"item{i}.jpg").write_bytes(test_photos.read(int(i)))
+    make_shop(shop, test_photos, {"Shoes": 6, "t-shirts": 9, "outwear": 3, ".": 7, "Socks": 6})
     (shop / "broken.jpg").write_text("not a photo")
     (shop / "notes.txt").write_text("ignored: not an image file name")
     stores = tmp_path / "stores"
     monkeypatch.setenv("FASHION16_STORE_DIR", str(stores))
+    code, _, err = run(capsys, "index", "build", "--catalog", "shop", "--gallery", shop, "--bits", 64, "--strict")
+    assert code == 2 and "Socks/ (3 photos)" in err and not (stores / "shop").exists()
     code, out, err = run(capsys, "index", "build", "--catalog", "shop", "--gallery", shop, "--bits", 64)
     assert code == 0, err
-    assert "skipped broken.jpg: the file is not an image" in err and "12 items" in out and "1 unreadable" in out
-    store = read_store(stores / "shop.h5")
-    assert store.manifest.catalog == "shop" and store.manifest.source == "folder"
-    assert store.manifest.model_file == "photos.tflite" and store.bits == 64
-    labels = dict(zip(store.paths, store.labels.tolist()))
-    names = store.class_names
+    assert "skipped broken.jpg: the file is not an image" in err and "version 1, 15 items" in out
+    assert "1 unreadable files skipped" in out
+    assert "folder Socks/ is not a category of the model: its 3 photos were filed by the model's guess (Shoes" in err
+    snap = Hdf5Store(stores / "shop").snapshot()
+    assert snap.manifest.catalog == "shop" and snap.manifest.source == "folder"
+    assert snap.manifest.model_file == "photos.tflite" and snap.hasher.bits == 64
+    got = snap.items(snap.ids())
+    labels = dict(zip(got.paths, got.labels.tolist()))
+    names = snap.manifest.class_names
     assert {labels[p] for p in labels if p.startswith("Shoes/")} == {names.index("Shoes")}
     assert {labels[p] for p in labels if p.startswith("t-shirts/")} == {names.index("T-shirt")}
     assert {labels[p] for p in labels if p.startswith("outwear/")} == {names.index("Outerwear")}
-    assert {labels[p] for p in labels if "/" not in p} == {-1}  # filed under the model's guess
-    for name in ("photos", "fashion_mnist"):
-        shutil.copy(settings.store_dir / f"{name}.h5", stores)
+    assert {labels[p] for p in labels if "/" not in p or p.startswith("Socks/")} == {-1}  # the model's guess
+    for name in ("photos", "fashion-mnist"):
+        shutil.copytree(settings.store_dir / name, stores / name)
     code, out, _ = run(capsys, "search", shop / "Shoes" / sorted(p.name for p in (shop / "Shoes").iterdir())[0],
                        "--catalog", "shop", "--json", "--k", 3)
     assert code == 0 and json.loads(out)["results"][0]["similarity"] > 0.999
 
 
+def test_a_rebuild_keeps_the_ids_of_unchanged_photos(capsys, monkeypatch, tmp_path, test_photos):
+    """One photo added to the folder and the catalog rebuilt: every other photo keeps its id (ids never shift)."""
+    shop = tmp_path / "shop"
+    make_shop(shop, test_photos, {"Shoes": 6, "Dress": 0})
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path / "stores"))
+    assert run(capsys, "index", "build", "--catalog", "shop", "--gallery", shop)[0] == 0
+    before = Hdf5Store(tmp_path / "stores" / "shop").snapshot().keys()
+    (shop / "Dress" / "000-new.jpg").write_bytes(test_photos.read(int(np.flatnonzero(test_photos.labels == 0)[5])))
+    code, out, _ = run(capsys, "index", "build", "--catalog", "shop", "--gallery", shop)
+    assert code == 0 and "version 2, 7 items: 1 added, 0 removed, 6 unchanged (ids kept)" in out
+    after = Hdf5Store(tmp_path / "stores" / "shop").snapshot().keys()
+    assert {p: after[p] for p in before} == before and after["Dress/000-new.jpg"][0] == 6
+
+
+def test_index_add_and_remove_change_a_catalog_in_place(capsys, monkeypatch, tmp_path, test_photos):
+    """Only new or changed photos are embedded; removal by id or path; each command is one new version."""
+    shop = tmp_path / "shop"
+    make_shop(shop, test_photos, {"Shoes": 6, "Dress": 0})
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path / "stores"))
+    assert run(capsys, "index", "build", "--catalog", "shop", "--gallery", shop)[0] == 0
+    make_shop(shop, test_photos, {"Hat": 1}, per=2)
+    code, out, err = run(capsys, "index", "add", "--catalog", "shop", shop)
+    assert code == 0 and "version 2, 8 items: 2 added, 0 removed, 6 unchanged (ids kept)" in out, err
+    assert "adding to shop" in err  # progress, then the summary
+    hat = sorted((shop / "Hat").iterdir())[0]
+    code, out, _ = run(capsys, "search", hat, "--catalog", "shop", "--json", "--k", 1)
+    first = json.loads(out)["results"][0]
+    assert first["path"] == f"Hat/{hat.name}" and first["similarity"] >= 0.99 and first["id"] in (6, 7)
+    changed = sorted((shop / "Shoes").iterdir())[0]
+    changed.write_bytes(test_photos.read(int(np.flatnonzero(test_photos.labels == 6)[10])))
+    code, out, _ = run(capsys, "index", "add", "--catalog", "shop", changed, sorted((shop / "Dress").iterdir())[0])
+    assert code == 0 and "version 3, 8 items: 1 added, 1 removed, 1 unchanged (ids kept)" in out
+    code, out, _ = run(capsys, "index", "remove", "--catalog", "shop", "1", shop / "Hat")
+    assert code == 0 and "version 4, 5 items: 0 added, 3 removed" in out
+    code, _, err = run(capsys, "index", "remove", "--catalog", "shop", "1", "Dress/nothing.jpg")
+    assert code == 2 and "has no item '1', 'Dress/nothing.jpg'" in err
+    code, _, err = run(capsys, "index", "add", "--catalog", "shop", tmp_path)
+    assert code == 2 and "is not inside the catalog's folder" in err
+    code, out, _ = run(capsys, "index", "compact", "--catalog", "shop")
+    assert code == 0 and "version 5, 5 items in one segment" in out
+    assert run(capsys, "index", "verify", "--catalog", "shop")[0] == 0
+
+
 def test_built_in_catalog_is_built_from_its_own_source(capsys, monkeypatch, tmp_path):
-    """`index build --catalog fashion-mnist` needs no --gallery: 60,000 images through the LiteRT model."""
+    """`index build --catalog fashion-mnist` needs no --gallery: Fashion-MNIST's training images (here the first
+    500), each named by its place in the data set so a rebuild keeps every id."""
     monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path))
-    code, out, err = run(capsys, "index", "build", "--catalog", "fashion-mnist", "--gallery", "fashion-mnist",
-                         "--bits", 32)
+    code, out, err = run(capsys, "index", "build", "--catalog", "fashion-mnist", "--bits", 32, "--limit", 500)
     assert code == 0, err
-    assert "catalog fashion-mnist, 60000 items, 32 bits, model fashion16.tflite" in out
+    assert "Built catalog fashion-mnist" in out and "version 1, 500 items" in out
     assert "indexing fashion-mnist" in err and "images/s" in err  # progress, then the summary
-    code, out, _ = run(capsys, "index", "ensure", "--catalog", "fashion-mnist", "--bits", 32)
-    assert code == 0 and out.strip().endswith("fashion_mnist.h5 ready")  # a matching store is kept
+    snap = Hdf5Store(tmp_path / "fashion-mnist").snapshot()
+    assert snap.manifest.model_file == "fashion16.tflite" and snap.items([0, 499]).paths == ("train/0", "train/499")
+    code, out, _ = run(capsys, "index", "build", "--catalog", "fashion-mnist", "--bits", 32, "--limit", 500)
+    assert code == 0 and "500 unchanged (ids kept)" in out
+    code, _, err = run(capsys, "index", "build", "--catalog", "fashion-mnist", "--model", "photos")
+    assert code == 2 and "is made with model fashion16" in err
 
 
 def test_a_folder_source_that_is_not_there_is_one_line(capsys, monkeypatch, tmp_path):

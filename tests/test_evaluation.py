@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from app.evaluation import fashion_mnist, photos
+from app.evaluation.metrics import spread
 from app.evaluation.photos import phone_like
 from app.search import MODES
 
@@ -37,10 +38,12 @@ def test_photo_report_has_every_figure_and_they_add_up(photo_report, catalogs, t
                 *(f"precision_at_20_{m}" for m in MODES), *(f"mean_query_ms_{m}" for m in MODES)):
         assert key in r, key
     # Accuracy recomputed from the model: the report measures what the model does.
-    inputs = np.stack([catalog.model.prepare(catalog.model.decode(test_photos.read(i), 40_000_000))
-                       for i in range(30)])
+    chosen = spread(test_photos.labels, 30, 0)  # --limit 30: three of each category, not the first 30
+    assert np.bincount(test_photos.labels[chosen], minlength=10).tolist() == [3] * 10
+    inputs = np.stack([catalog.model.prepare(catalog.model.decode(test_photos.read(int(i)), 40_000_000))
+                       for i in chosen])
     predicted = catalog.model(inputs)[0].argmax(1)
-    assert r["classifier_accuracy"] == pytest.approx(np.mean(predicted == test_photos.labels[:30]))
+    assert r["classifier_accuracy"] == pytest.approx(np.mean(predicted == test_photos.labels[chosen]))
     # Every catalog item is filed under its known label, so routed results all share the predicted
     # category: routed precision@20 is exactly the classifier's accuracy.
     assert r["precision_at_20_routed"] == pytest.approx(r["classifier_accuracy"])
@@ -55,9 +58,11 @@ def test_photo_report_has_every_figure_and_they_add_up(photo_report, catalogs, t
 
 def test_fashion_mnist_report_is_the_papers_evaluation(catalogs, fmnist):
     report = fashion_mnist.evaluate(catalogs["fashion-mnist"], fmnist, k=20, limit=40)
-    probs = catalogs["fashion-mnist"].model(np.stack([x[..., None] for x in fmnist.x_test[:40]]).astype(np.float32))[0]
-    assert report["classifier_accuracy"] == pytest.approx(np.mean(probs.argmax(1) == fmnist.y_test[:40]))
+    chosen = spread(fmnist.y_test, 40)
+    assert np.bincount(fmnist.y_test[chosen], minlength=10).tolist() == [4] * 10
+    probs = catalogs["fashion-mnist"].model(np.stack([x[..., None] for x in fmnist.x_test[chosen]]).astype(np.float32))[0]
+    assert report["classifier_accuracy"] == pytest.approx(np.mean(probs.argmax(1) == fmnist.y_test[chosen]))
     assert report["precision_at_20_routed"] == pytest.approx(report["classifier_accuracy"])
-    assert report["index_items"] == 2000 and report["runtime"] == "litert" and report["paper"]["gallery_images"]
+    assert report["catalog_items"] == 2000 and report["runtime"] == "litert" and report["paper"]["gallery_images"]
     assert report["lsh_recall_at_20"] == pytest.approx(1.0)  # 256 re-ranked candidates cover 200-item libraries
     assert "paper" in fashion_mnist.summary(report)

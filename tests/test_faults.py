@@ -62,9 +62,9 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(two_workers, que
 
 
 def flip_embedding_bytes(path: Path) -> None:
-    """Flip bytes inside the first chunk of the embeddings: only the Fletcher-32 checksum can notice."""
+    """Flip bytes inside the embeddings: only the content digest in the manifest can notice."""
     with h5py.File(path, "r") as f:
-        start = f["items/embedding"].id.get_chunk_info(0).byte_offset
+        start = f["items/embedding"].id.get_offset()
     data = bytearray(path.read_bytes())
     for i in range(0, 64, 8):
         data[start + 100 + i] ^= 0xFF
@@ -86,19 +86,24 @@ def cut_in_half(path: Path) -> None:
     path.write_bytes(data[:len(data) // 2])
 
 
+def reverse_ids(path: Path) -> None:
+    """A valid HDF5 edit (h5py recomputes any HDF5 checksum): only the content digest can notice."""
+    with h5py.File(path, "r+") as f:
+        f["items/id"][...] = f["items/id"][()][::-1]
+
+
 DAMAGE = {"flipped bytes": flip_embedding_bytes, "format_version edited": edit_format_version,
-          "attribute added": add_root_attribute, "cut in half": cut_in_half}
+          "attribute added": add_root_attribute, "cut in half": cut_in_half, "ids reversed": reverse_ids}
 
 
 def test_damaged_stores_are_refused_at_start_with_one_clear_line(store_dir, tmp_path):
-    """All four serve at once (each start fails within seconds); each must name its file and the fix."""
+    """All serve at once (each start fails within seconds); each must name its store and the fix."""
     started = {}
     for name, damage in DAMAGE.items():
         folder = tmp_path / name.replace(" ", "-")
-        folder.mkdir()
-        store = folder / "fashion_mnist.h5"
-        shutil.copy(store_dir / "fashion_mnist.h5", store)
-        damage(store)
+        store = folder / "fashion-mnist"
+        shutil.copytree(store_dir / "fashion-mnist", store)
+        damage(sorted(store.glob("v*.h5"))[-1])
         env = serve_env(folder, free_port(), 1, 1, None)
         started[name] = (store, subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
                                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -51,7 +52,8 @@ def test_gunicorn_with_the_shipped_config_and_two_workers(tmp_path, env, query_p
         sims = [r["similarity"] for r in answer["results"]]
         assert answer["catalog"] == catalog
         assert len(sims) == 20 and sims == sorted(sims, reverse=True) and all(0 <= s <= 1 for s in sims)
-        assert all(r["image_url"] == f"/images/{catalog}/{r['id']}" for r in answer["results"])
+        assert all(re.fullmatch(f"/images/{catalog}/{r['id']}\\?v=[0-9a-f]{{16}}", r["image_url"])
+                   for r in answer["results"])
     served_by = {line.rsplit(" ", 1)[-1].strip("<>") for line in text.splitlines() if "POST /api/search" in line}
     assert served_by and served_by <= {str(pid) for pid in workers}  # the access log's %(p)s: our workers
 
@@ -68,7 +70,7 @@ def test_gunicorn_refuses_to_start_without_a_store(tmp_path):
            "FASHION16_STORE_DIR": str(tmp_path)}
     done = subprocess.run(GUNICORN, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
-    assert "Fashion-16 cannot start: catalog photos: store" in done.stderr
+    assert "Fashion-16 cannot start: catalog photos: no store at" in done.stderr
     assert "python -m app index build --catalog photos" in done.stderr
 
 

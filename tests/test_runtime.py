@@ -57,8 +57,8 @@ def test_search_lists_are_the_same_with_either_runtime(pair, inputs, catalogs):
     p_keras, e_keras = keras_model(inputs)
     for i in range(0, len(inputs), 4):
         for mode in ("routed", "soft"):
-            a = catalog.engine.search(p_lite[i], e_lite[i], 20, mode)
-            b = catalog.engine.search(p_keras[i], e_keras[i], 20, mode)
+            a = catalog.engine.search(catalog.snapshot, p_lite[i], e_lite[i], 20, mode)
+            b = catalog.engine.search(catalog.snapshot, p_keras[i], e_keras[i], 20, mode)
             assert a.ids.tolist() == b.ids.tolist()
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.catalog import Catalog
+from app.catalog import Catalog, check_model
 from app.schema import result_json
 from app.search import MAX_K, SearchEngine, SoftRouting
-from app.store import Manifest, StoreError, assemble, read_store, write_store
+from app.stores import Manifest, NewItems, StoreError
+from store_helpers import BACKENDS, catalog_of, item_hashes, new_store
 
 PER_CLASS = 30
 NOISE = (0.05, 0.1, 0.2, 0.3)
@@ -46,32 +47,32 @@ def gallery(fashion_model, fmnist):
     return images, labels, outputs(fashion_model, images)[1]
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request) -> str:
+    """Every search test runs on every store backend: the engine must not care which."""
+    return request.param
+
+
 def open_catalog(model, tmp_path_factory, emb, labels, category, images=None, engine: str = "auto",
-                 candidates: int = 512, soft: SoftRouting = SoftRouting()) -> Catalog:
-    """Through a real HDF5 file, as the app does; ``candidates`` beyond the catalog's size keep every item."""
-    manifest = Manifest(catalog="test", model_file=model.path.name, model_sha256=model.sha256,
-                        class_names=model.class_names, source="fashion-mnist")
-    images = np.zeros((len(emb), 28, 28), np.uint8) if images is None else images
-    path = write_store(assemble(manifest, emb, labels, category, images=images),
-                       tmp_path_factory.mktemp("store") / "test.h5")
-    catalog = Catalog("test", model, read_store(path, model_sha256=model.sha256), path)
-    catalog.engine = SearchEngine(catalog.store, engine, candidates, soft)
-    return catalog
+                 candidates: int = 512, soft: SoftRouting = SoftRouting(), backend: str = "hdf5") -> Catalog:
+    """Through a real store (an HDF5 folder by default), as the app does."""
+    store = new_store(backend, "test", tmp_path_factory.mktemp("store"), engine=engine)
+    return catalog_of(model, store, emb, labels, category, images, candidates, soft)
 
 
 @pytest.fixture(scope="module")
-def small(fashion_model, gallery, tmp_path_factory) -> Catalog:
+def small(fashion_model, gallery, tmp_path_factory, backend) -> Catalog:
     images, labels, emb = gallery
-    return open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images)
+    return open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images, backend=backend)
 
 
 def exact_ranking(catalog: Catalog, emb: np.ndarray, categories: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     """(ids, similarities) of the exact-cosine top k over the given libraries, from the stored float16."""
-    store = catalog.store
-    rows = np.concatenate([np.arange(store.offsets[c], store.offsets[c + 1]) for c in categories])
-    sims = np.clip(store.embeddings[rows].astype(np.float32) @ emb, 0, 1)
-    top = rows[np.argsort(-sims, kind="stable")[:k]]
-    return store.ids[top], np.clip(store.embeddings[top].astype(np.float32) @ emb, 0, 1)
+    snap = catalog.snapshot
+    ids = np.concatenate([snap.ids(c) for c in categories])
+    sims = np.clip(snap.items(ids).embeddings @ emb, 0, 1)
+    top = np.argsort(-sims, kind="stable")[:k]
+    return ids[top], sims[top]
 
 
 def check_ranked(result, k: int) -> None:
@@ -130,7 +131,7 @@ def test_ranking_equals_exact_cosine_over_the_scanned_libraries(small, fmnist, m
 
 
 @pytest.fixture(scope="module")
-def planted(fashion_model, gallery, fmnist, tmp_path_factory):
+def planted(fashion_model, gallery, fmnist, tmp_path_factory, backend):
     """A test image, its predicted class c, and a gallery with its near-duplicates filed under c
     (noise levels NOISE) plus a closer decoy filed under another class."""
     _images, labels, emb = gallery
@@ -144,7 +145,7 @@ def planted(fashion_model, gallery, fmnist, tmp_path_factory):
     decoy_class = (c + 1) % 10
     all_labels = np.concatenate([labels, [c] * len(NOISE) + [decoy_class]]).astype(np.int16)
     catalog = open_catalog(fashion_model, tmp_path_factory, np.concatenate([emb, copies]).astype(np.float32),
-                           all_labels, all_labels)
+                           all_labels, all_labels, backend=backend)
     planted_ids = list(range(len(labels), len(labels) + len(NOISE)))
     return catalog, fmnist.x_test[q], c, planted_ids, len(labels) + len(NOISE)
 
@@ -172,7 +173,7 @@ def test_soft_scans_more_libraries_only_when_unsure(small, fmnist):
     probs, _ = outputs(small.model, fmnist.x_test[:300])
     # a threshold between this model's sure and unsure answers, whatever its calibration
     soft = SoftRouting(threshold=float(np.median(probs.max(1))))
-    small.engine = SearchEngine(small.store, candidates=512, soft=soft)
+    small.engine = SearchEngine(candidates=512, soft=soft)
     sure = int(np.flatnonzero(probs.max(1) >= soft.threshold)[0])
     unsure = int(np.flatnonzero(probs.max(1) < 0.6)[0])
     result = small.search(fmnist.x_test[sure], k=20, mode="soft")
@@ -182,11 +183,11 @@ def test_soft_scans_more_libraries_only_when_unsure(small, fmnist):
     assert result.searched == expected_soft(result.probabilities, soft)
     assert len({h.category for h in result.hits}) == 1 and result.hits[0].category in result.searched
     check_ranked(result, 20)
-    small.engine = SearchEngine(small.store, candidates=512)
+    small.engine = SearchEngine(candidates=512)
 
 
 def test_soft_follows_a_near_identical_item_into_the_runner_up_library(fashion_model, gallery, fmnist,
-                                                                       tmp_path_factory):
+                                                                       tmp_path_factory, backend):
     """An unsure query whose exact twin is filed under its second-likeliest category: routed
     search stays in the top category, soft search weighs the twin's evidence and answers from
     the runner-up's library, with the twin first."""
@@ -199,7 +200,7 @@ def test_soft_follows_a_near_identical_item_into_the_runner_up_library(fashion_m
     runner_up = int(np.argsort(-probs[q])[1])
     all_emb = np.concatenate([emb, q_emb[q:q + 1]]).astype(np.float32)
     all_labels = np.concatenate([labels, [runner_up]]).astype(np.int16)
-    catalog = open_catalog(fashion_model, tmp_path_factory, all_emb, all_labels, all_labels)
+    catalog = open_catalog(fashion_model, tmp_path_factory, all_emb, all_labels, all_labels, backend=backend)
     twin = len(labels)
     routed = catalog.search(fmnist.x_test[q], k=5, mode="routed")
     assert twin not in [h.id for h in routed.hits] and routed.hits[0].category == int(probs[q].argmax())
@@ -221,9 +222,9 @@ def test_bad_k_or_mode_is_a_value_error(small, fmnist, k, mode):
         small.search(fmnist.x_test[0], k=k, mode=mode)
 
 
-def test_few_hamming_candidates_still_give_k_reranked_hits(fashion_model, gallery, tmp_path_factory):
+def test_few_hamming_candidates_still_give_k_reranked_hits(fashion_model, gallery, tmp_path_factory, backend):
     images, labels, emb = gallery
-    tight = open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images, candidates=5)
+    tight = open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images, candidates=5, backend=backend)
     result = tight.search(images[0], k=3, mode="direct")
     assert len(result.hits) == 3 and result.hits[0].id == 0
     check_ranked(result, 3)
@@ -233,7 +234,7 @@ def test_numpy_and_faiss_scanners_give_the_same_hits(fashion_model, gallery, tmp
     images, labels, emb = gallery
     engines = [open_catalog(fashion_model, tmp_path_factory, emb, labels, labels, images, engine=e, candidates=40)
                for e in ("numpy", "faiss")]
-    assert [s.engine.engine for s in engines] == ["numpy", "faiss"]
+    assert [s.snapshot.scan_engine for s in engines] == ["numpy", "faiss"]
     for query in fmnist.x_test[:5]:
         a, b = (s.search(query, k=20, mode="direct") for s in engines)
         assert [(h.similarity, h.hamming) for h in a.hits] == [(h.similarity, h.hamming) for h in b.hits]
@@ -241,8 +242,8 @@ def test_numpy_and_faiss_scanners_give_the_same_hits(fashion_model, gallery, tmp
 
 def test_result_json_has_names_and_urls(small, fmnist):
     result = small.search(fmnist.x_test[2], k=4, mode="soft")
-    payload = json.loads(json.dumps(result_json(small, result, image_url=lambda i: f"/img/{i}")))
-    assert payload["catalog"] == "test"
+    payload = json.loads(json.dumps(result_json(small, result, image_url=lambda hit: f"/img/{hit.id}")))
+    assert payload["catalog"] == "test" and payload["catalog_version"] == small.version == 1
     assert payload["mode"] == "soft" and len(payload["results"]) == 4
     assert payload["category"]["name"] == small.class_names[result.category]
     assert [r["id"] for r in payload["results"]] == [h.id for h in result.hits]
@@ -251,10 +252,48 @@ def test_result_json_has_names_and_urls(small, fmnist):
     assert set(payload["timings_ms"]) >= {"decode", "preprocess", "forward", "scan", "rerank", "total"}
 
 
-def test_store_of_another_model_is_refused(fashion_model, gallery, tmp_path):
+def test_store_of_another_model_is_refused(fashion_model, gallery, tmp_path, backend):
     images, labels, emb = gallery
+    store = new_store(backend, "x", tmp_path)
     manifest = Manifest(catalog="x", model_file=fashion_model.path.name, model_sha256="0" * 64,
                         class_names=fashion_model.class_names, source="fashion-mnist")
-    path = write_store(assemble(manifest, emb, labels, labels, images=images), tmp_path / "other.h5")
+    writer = store.rebuild(manifest)
+    writer.add(NewItems(emb, labels, labels, item_hashes(len(emb)), [f"train/{i}" for i in range(len(emb))], images))
+    writer.commit()
     with pytest.raises(StoreError, match="built with model 000000000000, but fashion16.tflite is .*rebuild it"):
-        read_store(path, model_sha256=fashion_model.sha256)
+        check_model(store.snapshot(), fashion_model, store)
+
+
+def test_a_catalog_without_the_predicted_category_answers_from_its_likeliest_stocked_one(
+        fashion_model, gallery, fmnist, tmp_path_factory, backend):
+    """A shop that does not stock a category: routing never lands on an empty library, and says so."""
+    images, labels, emb = gallery
+    probs, _ = outputs(fashion_model, fmnist.x_test[:100])
+    q = int(np.flatnonzero(probs.max(1) > 0.9)[0])
+    missing = int(probs[q].argmax())
+    keep = labels != missing
+    shop = open_catalog(fashion_model, tmp_path_factory, emb[keep], labels[keep], labels[keep], images[keep],
+                        backend=backend)
+    assert shop.counts()[missing] == 0
+    expected = int(np.argsort(-np.where(np.arange(10) == missing, -1, probs[q]))[0])
+    for mode in ("routed", "soft", "direct"):
+        result = shop.search(fmnist.x_test[q], k=20, mode=mode)
+        assert len(result.hits) == 20 and missing not in result.searched
+        assert result.category == missing  # the model's guess is still reported as it is
+        payload = result_json(shop, result)
+        assert f"no {shop.class_names[missing]} items" in payload["note"]
+        if mode == "routed":
+            assert result.searched == [expected] and {h.category for h in result.hits} == {expected}
+            np.testing.assert_allclose(result.routing.sum(), 1.0, atol=1e-5)
+            assert result.routing[missing] == 0
+
+
+def test_more_like_leaves_the_item_out_and_finds_its_neighbours(small, gallery):
+    images, labels, _ = gallery
+    for item in (0, 45, 200):
+        result = small.more_like(item, k=10, mode="routed")
+        assert item not in result.ids and len(result.hits) == 10
+        assert {h.category for h in result.hits} == {int(labels[item])}
+        own = small.search(images[item], k=11, mode="direct")
+        direct = small.more_like(item, k=10, mode="direct")
+        assert list(direct.ids) == [h.id for h in own.hits if h.id != item][:10]

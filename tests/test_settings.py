@@ -24,11 +24,11 @@ def test_defaults_without_environment():
 def test_settings_come_from_the_environment(tmp_path):
     s = Settings.from_env({
         "FASHION16_STORE_DIR": str(tmp_path), "FASHION16_CATALOGS": "photos, shop", "FASHION16_DEFAULT_CATALOG": "shop",
-        "FASHION16_MAX_UPLOAD_MB": "2.5", "FASHION16_MAX_PIXELS": "1000000", "FASHION16_IMAGE_MAX_AGE": "60",
+        "FASHION16_MAX_UPLOAD_MB": "2.5", "FASHION16_MAX_PIXELS": "1000000",
         "PORT": "9000", "WEB_CONCURRENCY": "3", "FASHION16_THREADS": "4", "FASHION16_TIMEOUT": "30",
         "FASHION16_LOG_LEVEL": "WARNING", "FASHION16_PROXY": "off"})
     assert s.store_dir == tmp_path and s.catalogs == ("photos", "shop") and s.default_catalog == "shop"
-    assert s.max_upload_bytes == int(2.5 * 2**20) and s.max_pixels == 1_000_000 and s.image_max_age == 60
+    assert s.max_upload_bytes == int(2.5 * 2**20) and s.max_pixels == 1_000_000
     assert s.bind == "0.0.0.0:9000" and s.port == 9000 and s.workers == 3 and s.threads == 4 and s.timeout == 30
     assert s.log_level == "warning" and not s.proxy
     assert Settings.from_env({"FASHION16_WORKERS": "5", "WEB_CONCURRENCY": "3"}).workers == 5

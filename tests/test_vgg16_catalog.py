@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from app.catalog import Catalog
-from app.indexer import build_store
+from app.indexer import build
 from app.runtime import LiteRTModel
 from app.sources import FolderSource
-from app.store import read_store, write_store
+from app.stores import Hdf5Store
 from app.training.vgg16 import train_vgg16
 
 FOLDERS = ("Dress", "Shoes", "Hat")
@@ -44,16 +44,18 @@ def vgg_model(shop, tmp_path_factory):
 def test_vgg16_catalog_trains_converts_indexes_and_searches(vgg_model, shop, tmp_path):
     model = LiteRTModel(vgg_model.with_suffix(".tflite"))
     assert model.input_shape == (32, 32, 3) and model.embedding_dim == 512
-    path = write_store(build_store(model, FolderSource(shop), "shop", bits=64), tmp_path / "shop.h5")
-    catalog = Catalog("shop", model, read_store(path, model_sha256=model.sha256), path)
-    assert len(catalog) == 13 and catalog.store.paths is not None
-    labels = dict(zip(catalog.store.paths, catalog.store.labels.tolist()))
+    store = Hdf5Store(tmp_path / "shop")
+    build(store, model, FolderSource(shop), "shop", bits=64)
+    catalog = Catalog("shop", model, store, store.snapshot(), tmp_path)
+    items = catalog.snapshot.items(catalog.snapshot.ids())
+    assert len(catalog) == 13 and not catalog.stores_images
+    labels = dict(zip(items.paths, items.labels.tolist()))
     assert labels["unsorted.jpg"] == -1
     assert {labels[f"{f}/0.jpg"] for f in FOLDERS} == {sorted(FOLDERS).index(f) for f in FOLDERS}
     query = (shop / "Hat" / "2.jpg").read_bytes()
     result = catalog.search(query, k=13, mode="direct")
     top = result.hits[0]
-    assert catalog.store.paths[catalog.store.row_of(top.id)] == "Hat/2.jpg" and top.similarity > 0.999
+    assert top.path == catalog.item(top.id).paths[0] == "Hat/2.jpg" and top.similarity > 0.999
     assert catalog.item_file(top.id).read_bytes() == query
 
 

@@ -13,8 +13,9 @@ from PIL import Image
 
 from app import create_app
 from app.settings import ROOT
-from app.store import CatalogStore, Manifest, read_store, write_store
+from app.stores import Hdf5Store
 from app.web.service import StartupError
+from store_helpers import copy_catalog
 
 TILE = re.compile(rb'<li class="tile">')
 EXTERNAL = re.compile(rb'(?:src|href|action)="(?:https?:)?//')
@@ -35,15 +36,15 @@ def refused(caplog, settings) -> str:
 
 
 def copy_stores(store_dir: Path, tmp_path: Path) -> Path:
-    for store in store_dir.glob("*.h5"):
-        shutil.copy(store, tmp_path / store.name)
+    for store in store_dir.glob("*/manifest.json"):
+        shutil.copytree(store.parent, tmp_path / store.parent.name)
     return tmp_path
 
 
 def test_missing_store_refuses_to_start_naming_the_command(caplog, tmp_path, settings):
-    (tmp_path / "fashion_mnist.h5").write_bytes((settings.store_dir / "fashion_mnist.h5").read_bytes())
+    shutil.copytree(settings.store_dir / "fashion-mnist", tmp_path / "fashion-mnist")
     message = refused(caplog, settings.with_(store_dir=tmp_path))
-    assert "catalog photos: store" in message and "python -m app index build --catalog photos" in message
+    assert "catalog photos: no store at" in message and "python -m app index build --catalog photos" in message
 
 
 def test_missing_model_refuses_to_start(caplog, tmp_path, settings):
@@ -57,24 +58,17 @@ def test_missing_model_refuses_to_start(caplog, tmp_path, settings):
 
 
 def test_store_of_another_model_refuses_to_start(caplog, tmp_path, settings):
-    stores = copy_stores(settings.store_dir, tmp_path)
-    store = read_store(stores / "photos.h5")
-    other = Manifest(**{**vars(store.manifest), "model_sha256": "0" * 64})
-    write_store(CatalogStore(**{**{k: getattr(store, k) for k in ("hasher", "ids", "categories", "labels", "codes",
-                                                                  "embeddings", "images", "paths")},
-                                "manifest": other}), stores / "photos.h5")
+    stores = copy_stores(settings.store_dir, tmp_path / "stores")
+    shutil.rmtree(stores / "photos")
+    copy_catalog(Hdf5Store(settings.store_dir / "photos"), Hdf5Store(stores / "photos"), model_sha256="0" * 64)
     message = refused(caplog, settings.with_(store_dir=stores))
     assert "built with model 000000000000" in message and "python -m app index build --catalog photos" in message
 
 
 def test_a_shop_catalog_in_the_store_folder_is_served_too(tmp_path, settings, catalogs):
-    """Any store found beside the built-in ones is one more catalog (named by its manifest)."""
+    """Any store found beside the built-in ones is one more catalog (its folder is its name)."""
     stores = copy_stores(settings.store_dir, tmp_path)
-    store = read_store(stores / "photos.h5")
-    shop = Manifest(**{**vars(store.manifest), "catalog": "shop"})
-    write_store(CatalogStore(**{**{k: getattr(store, k) for k in ("hasher", "ids", "categories", "labels", "codes",
-                                                                  "embeddings", "images", "paths")},
-                                "manifest": shop}), stores / "shop.h5")
+    copy_catalog(Hdf5Store(stores / "photos"), Hdf5Store(stores / "shop"))
     app = create_app(settings.with_(store_dir=stores), {"TESTING": True})
     body = app.test_client().get("/api/health").get_json()
     assert [c["name"] for c in body["catalogs"]] == ["photos", "fashion-mnist", "shop"]
@@ -125,8 +119,9 @@ def test_upload_shows_prediction_and_twenty_ranked_tiles(client, query_png):
     scores = [float(s) for s in re.findall(rb'<span class="score"[^>]*>([0-9.]+)</span>', html)]
     assert len(scores) == 20 and scores == sorted(scores, reverse=True)
     assert len(re.findall(rb'href="/item/fashion-mnist/\d+\?mode=soft"', html)) == 20
-    assert len(re.findall(rb'<img src="/images/fashion-mnist/\d+" alt="[^"]+, catalog item \d+"', html)) == 20
-    assert b"in Fashion-MNIST (the paper&#39;s)" in html
+    assert len(re.findall(rb'<img src="/images/fashion-mnist/\d+\?v=[0-9a-f]{16}" alt="[^"]+, catalog item \d+"',
+                          html)) == 20
+    assert b"in Fashion-MNIST (the paper&#39;s demo)" in html
     assert b"Answered in" in html  # timings, folded away
     assert not EXTERNAL.search(html)
 
@@ -141,7 +136,8 @@ def test_a_real_photo_gets_photo_results(client, query_photo):
     html = post_form(client, query_photo, "shoes.jpg", catalog="photos").data
     assert len(TILE.findall(html)) == 20 and b'<ol class="grid photos">' in html
     assert b'Looks like <span class="category">Shoes</span>' in html
-    assert len(re.findall(rb'<img src="/images/photos/\d+" alt="[^"]+, catalog item \d+"', html)) == 20
+    assert len(re.findall(rb'<img src="/images/photos/\d+\?v=[0-9a-f]{16}" alt="[^"]+, catalog item \d+"',
+                          html)) == 20
 
 
 def test_large_upload_is_shown_as_a_small_thumbnail(client):
@@ -153,15 +149,18 @@ def test_large_upload_is_shown_as_a_small_thumbnail(client):
 
 
 @pytest.mark.parametrize("catalog", ["fashion-mnist", "photos"])
-def test_more_like_this_searches_with_a_catalog_image(client, catalogs, catalog):
-    item = int(catalogs[catalog].store.ids[42])
+def test_more_like_this_searches_with_a_catalog_item(client, catalogs, catalog):
+    found = catalogs[catalog]
+    item = int(found.snapshot.ids()[42])
     response = client.get(f"/item/{catalog}/{item}?mode=direct")
     html = response.data.decode()
     assert response.status_code == 200 and len(TILE.findall(response.data)) == 20
-    assert f'src="/images/{catalog}/{item}" alt="Catalog item {item}"' in html and "(direct mode)" in html
+    assert f'src="/images/{catalog}/{item}?v={found.item(item).hashes[0]}" alt="Catalog item {item}"' in html
+    assert "(direct mode)" in html
     assert f'href="/item/{catalog}/{item}?mode=routed"' in html  # the same item in the other modes
-    first = re.search(r'href="/item/[^/]+/(\d+)\?mode=direct"', html).group(1)
-    assert int(first) == item  # the item finds itself first
+    shown = [int(i) for i in re.findall(r'<li class="tile">\s*<a href="/item/[^/]+/(\d+)\?mode=direct"', html)]
+    assert item not in shown and len(shown) == 20  # the item itself is left out
+    assert shown[0] == found.search(found.item_picture(item), k=2, mode="direct").hits[1].id
     assert client.get(f"/item/{catalog}/{item}").status_code == 200  # mode defaults to routed
 
 

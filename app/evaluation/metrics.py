@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..catalog import Catalog
 from ..progress import Progress
-from ..store import CatalogStore
+from ..search import Hit, exact_top
 
 
 def summarise_ms(samples_ms: Sequence[float]) -> dict[str, float | int]:
@@ -23,11 +23,27 @@ def summarise_ms(samples_ms: Sequence[float]) -> dict[str, float | int]:
             "mean_ms": round(float(arr.mean()), 4), "samples": len(arr)}
 
 
-def label_precision(store: CatalogStore, ids: np.ndarray, label: int) -> float:
+def label_precision(hits: Sequence[Hit], label: int) -> float:
     """Share of the results whose known label is the query's (the paper's precision); 0 for no results."""
-    if not len(ids):
+    if not len(hits):
         return 0.0
-    return float(np.mean(store.labels[[store.row_of(i) for i in ids]] == label))
+    return float(np.mean([h.label == label for h in hits]))
+
+
+def spread(labels: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
+    """Indices of ``limit`` items taken evenly from every category (shuffled by ``seed``); all of them when None.
+
+    ``--limit 20`` then gives two queries of each of 10 categories, not the first 20 of one.
+    """
+    labels = np.asarray(labels)
+    if limit is None or limit >= len(labels):
+        return np.arange(len(labels))
+    order = np.random.default_rng(seed).permutation(len(labels))
+    rank = np.empty(len(labels), np.int64)  # each item's place within its category, in shuffled order
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members))
+    return np.sort(np.lexsort((labels, rank))[:limit])
 
 
 def run_queries(catalog: Catalog, queries: Sequence[bytes | Image.Image | np.ndarray], labels: np.ndarray, mode: str,
@@ -43,7 +59,7 @@ def run_queries(catalog: Catalog, queries: Sequence[bytes | Image.Image | np.nda
         start = time.perf_counter()
         result = catalog.search(query, k=k, mode=mode)
         times.append(1000 * (time.perf_counter() - start))
-        precision.append(label_precision(catalog.store, result.ids, label))
+        precision.append(label_precision(result.hits, label))
         for stage, ms in result.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
         progress.update()
@@ -61,8 +77,8 @@ def lsh_recall(catalog: Catalog, probs: np.ndarray, embeddings: np.ndarray, k: i
     overlap = []
     progress = Progress(len(embeddings), "LSH recall", unit="queries")
     for p, emb in zip(probs, embeddings):
-        result = catalog.engine.search(p, emb, k, "routed")
-        exact = catalog.engine.exact_top(emb, result.searched[0], k)
+        result = catalog.engine.search(catalog.snapshot, p, emb, k, "routed")
+        exact = exact_top(catalog.snapshot, emb, result.searched[0], k)
         overlap.append(len(np.intersect1d(result.ids, exact)) / len(exact))
         progress.update()
     progress.close()

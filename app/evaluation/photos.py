@@ -19,7 +19,7 @@ from ..imaging.decode import MAX_PIXELS, decode
 from ..photo_dataset import load_photos
 from ..progress import Progress
 from ..search import MODES
-from .metrics import environment, lsh_recall, run_queries
+from .metrics import environment, lsh_recall, run_queries, spread
 
 PERTURBATIONS = ("crop to 60-90% of the area", "rotate up to 10 degrees", "brightness, contrast and colour x0.75-1.25",
                  "blur up to 1.5 px", "rescale to 200-800 px", "JPEG quality 50-90")
@@ -55,28 +55,29 @@ def item_recall(catalog: Catalog, k: int, limit: int | None, seed: int) -> dict:
     files under another category (soft mode recovers part of those), so every mode is reported.
     """
     rng = np.random.default_rng(seed)
-    rows = np.arange(len(catalog))[:limit]
+    all_ids = catalog.snapshot.ids()
+    queried = all_ids[spread(catalog.snapshot.items(all_ids).categories, limit, seed)]
     found: dict[str, list[tuple[bool, bool]]] = {mode: [] for mode in MODES}
-    progress = Progress(len(rows), "item recall", unit="queries")
-    for row in rows:
-        item_id = int(catalog.store.ids[row])
+    progress = Progress(len(queried), "item recall", unit="queries")
+    for item_id in map(int, queried):
         query = catalog.model.decode(phone_like(decode(catalog.item_file(item_id).read_bytes()), rng), MAX_PIXELS)
         for mode in MODES:
-            ids = catalog.search(query, k=k, mode=mode).ids
-            found[mode].append((len(ids) > 0 and ids[0] == item_id, item_id in ids))
+            hits = catalog.search(query, k=k, mode=mode).ids
+            found[mode].append((len(hits) > 0 and hits[0] == item_id, item_id in hits))
         progress.update()
     progress.close()
     by_mode = {mode: {"at_1": float(np.mean([f for f, _ in hits])), f"at_{k}": float(np.mean([w for _, w in hits]))}
                for mode, hits in found.items()}
     return {"item_recall_at_1": by_mode["direct"]["at_1"], f"item_recall_at_{k}": by_mode["direct"][f"at_{k}"],
-            "item_recall_mode": "direct", "item_recall_by_mode": by_mode, "item_queries": len(rows)}
+            "item_recall_mode": "direct", "item_recall_by_mode": by_mode, "item_queries": len(queried)}
 
 
 def evaluate(catalog: Catalog, k: int = 20, limit: int | None = None, seed: int = 0) -> dict:
     """Queries = the test split (never in the catalog); the catalog = the served photos store."""
     test = load_photos("test")
-    files = [test.read(i) for i in range(len(test))][:limit]
-    labels = test.labels[:limit]
+    chosen = spread(test.labels, limit, seed)
+    files = [test.read(int(i)) for i in chosen]
+    labels = test.labels[chosen]
     inputs = np.stack([catalog.model.prepare(catalog.model.decode(f, MAX_PIXELS)) for f in files])
     probs, embeddings = catalog.model(inputs)
     predicted = probs.argmax(1)
@@ -95,12 +96,13 @@ def evaluate(catalog: Catalog, k: int = 20, limit: int | None = None, seed: int 
     report["per_category"] = [
         {"category": name, "queries": int((labels == c).sum()),
          "accuracy": float(np.mean(predicted[labels == c] == c)) if (labels == c).any() else None,
-         "catalog_items": int(catalog.store.offsets[c + 1] - catalog.store.offsets[c])}
-        for c, name in enumerate(catalog.class_names)]
+         "catalog_items": int(n)}
+        for c, (name, n) in enumerate(zip(catalog.class_names, catalog.counts()))]
     report["latency"] = per_mode
     report["perturbations"] = list(PERTURBATIONS)
     report["setup"] = {"model": catalog.model.path.name, "runtime": catalog.model.runtime,
-                       "bits": catalog.store.bits, "engine": catalog.engine.engine,
+                       "bits": catalog.snapshot.hasher.bits, "engine": catalog.snapshot.scan_engine,
+                       "catalog_version": catalog.version,
                        "candidates": catalog.engine.candidates, "soft_routing": vars(catalog.engine.soft),
                        "seed": seed}
     report["environment"] = environment()

@@ -15,15 +15,15 @@ import numpy as np
 
 from ..evaluation.metrics import label_precision
 from ..search import SearchEngine, SoftRouting
-from ..store import Manifest, assemble
+from ..stores import Manifest, NewItems, Snapshot, memory_store
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 WEIGHTS = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 
 
-def precision_at_k(engine: SearchEngine, probs: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
-                   mode: str, k: int) -> float:
-    return float(np.mean([label_precision(engine.store, engine.search(p, e, k, mode).ids, label)
+def precision_at_k(engine: SearchEngine, snapshot: Snapshot, probs: np.ndarray, embeddings: np.ndarray,
+                   labels: np.ndarray, mode: str, k: int) -> float:
+    return float(np.mean([label_precision(engine.search(snapshot, p, e, k, mode).hits, label)
                           for p, e, label in zip(probs, embeddings, labels)]))
 
 
@@ -33,14 +33,15 @@ def tune_soft_routing(class_names: tuple[str, ...], gallery: tuple[np.ndarray, n
     _, gallery_emb, gallery_labels = gallery
     probs, embeddings, labels = queries
     manifest = Manifest(catalog="tuning", model_file="-", model_sha256="-", class_names=class_names, source="photos")
-    store = assemble(manifest, gallery_emb, gallery_labels, gallery_labels,
-                     images=np.zeros((len(gallery_emb), 1, 1), np.uint8))
-    routed = precision_at_k(SearchEngine(store), probs, embeddings, labels, "routed", k)
+    n = len(gallery_emb)
+    store = memory_store(manifest, NewItems(gallery_emb, gallery_labels, gallery_labels, ["0" * 16] * n,
+                                            [f"gallery/{i}" for i in range(n)]))
+    routed = precision_at_k(SearchEngine(), store, probs, embeddings, labels, "routed", k)
     scores = {}
     for threshold in THRESHOLDS:
         for weight in WEIGHTS:
             soft = SoftRouting(threshold=threshold, evidence_weight=weight)
-            scores[(threshold, weight)] = precision_at_k(SearchEngine(store, soft=soft), probs, embeddings, labels,
+            scores[(threshold, weight)] = precision_at_k(SearchEngine(soft=soft), store, probs, embeddings, labels,
                                                          "soft", k)
     # Best precision; among equals, the highest threshold (fewest extra scans), then the lightest weight.
     best = max(scores, key=lambda tw: (round(scores[tw], 6), tw[0], -tw[1]))

@@ -4,12 +4,13 @@ Everything works as a plain form post; static/app.js only adds drag-and-drop and
 """
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template, url_for
+from flask import Blueprint, g, render_template
 
 from ..imaging.display import is_small, thumbnail_data_url
 from ..search import DEFAULT_K, DEFAULT_MODE, MODES
 from .requests import field, parse_catalog, parse_mode, upload_limit_mb
-from .searching import item_query, run_search, search_upload
+from ..catalog import Catalog
+from .searching import item_url, more_like, search_upload
 from .service import catalogs
 
 bp = Blueprint("pages", __name__)
@@ -43,8 +44,8 @@ def render_form(error: str | None = None, mode: str = DEFAULT_MODE, catalog: str
                            catalog=catalog if catalog in served else served.default)
 
 
-def render_results(result: dict, query: dict, mode: str) -> str:
-    catalog = catalogs()[result["catalog"]]
+def render_results(catalog: Catalog, result: dict, query: dict, mode: str) -> str:
+    """Results of one search; ``catalog`` is the very version the search used (no second lookup)."""
     return render_template("results.html", result=result, query=query, mode=mode, modes=MODE_HELP,
                            catalog=catalog, pixelated=catalog.stores_images and is_small(catalog.model.input_shape))
 
@@ -61,14 +62,14 @@ def search() -> str:
     catalog = parse_catalog(g.catalog)
     result, image = search_upload(catalog, DEFAULT_K, g.mode)
     query = {"src": thumbnail_data_url(image), "alt": "Your uploaded image", "pixelated": is_small(image.size)}
-    return render_results(result, query, g.mode)
+    return render_results(catalog, result, query, g.mode)
 
 
 @bp.get("/item/<catalog>/<int:item_id>")
 def item(catalog: str, item_id: int) -> str:
     mode = parse_mode(field("mode"))
     found = parse_catalog(catalog)
-    result = run_search(found, item_query(found, item_id), DEFAULT_K, mode)
-    query = {"src": url_for("images.item", catalog=found.name, item_id=item_id), "alt": f"Catalog item {item_id}",
+    result = more_like(found, item_id, DEFAULT_K, mode)
+    query = {"src": item_url(found, item_id, found.item(item_id).hashes[0]), "alt": f"Catalog item {item_id}",
              "pixelated": found.stores_images, "item_id": item_id}
-    return render_results(result, query, mode)
+    return render_results(found, result, query, mode)

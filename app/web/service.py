@@ -1,11 +1,16 @@
-"""The catalogs one web process serves, loaded when the app is created, and their item images.
+"""The catalogs one web process serves, loaded when the app is created and kept at their latest version.
 
 Loading models and stores takes a moment, so it happens once in ``create_app`` and every
 request reaches them through ``current_app`` (as flaskr's ``get_db``); nothing is global.
+A watcher thread looks for new store versions every ``FASHION16_RELOAD_SECONDS`` and swaps
+them in (``Catalogs.refresh``): a running worker follows ``index add`` without a restart,
+while each request keeps the one version it resolved (app/catalog.py).
 """
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -14,10 +19,11 @@ from flask import Flask, current_app
 from ..catalog import Catalogs, open_catalogs
 from ..imaging.display import png_bytes
 from ..settings import Settings
-from ..store import StoreError
+from ..stores import StoreError
 
 EXTENSION = "fashion16"
 PNG_CACHE_ITEMS = 20_000  # a 28x28 PNG is ~0.5 kB, so the cache stays around 10 MB
+log = logging.getLogger("fashion16")
 
 
 class StartupError(RuntimeError):
@@ -25,16 +31,38 @@ class StartupError(RuntimeError):
 
 
 class Service:
-    """The served catalogs plus the PNG encodings of their store-held images (cached per process)."""
+    """The served catalogs, their version watcher, and PNG encodings of store-held images (cached per process)."""
 
-    def __init__(self, served: Catalogs):
+    def __init__(self, served: Catalogs, reload_seconds: float, logger: logging.Logger = log):
         self.catalogs = served
         self.item_png = lru_cache(maxsize=PNG_CACHE_ITEMS)(self._encode)
+        self.logger = logger
+        self._stop = threading.Event()
+        self._watcher = None
+        if reload_seconds > 0:
+            self._watcher = threading.Thread(target=self._watch, args=(reload_seconds,), name="catalog-watcher",
+                                             daemon=True)
+            self._watcher.start()
 
-    def _encode(self, catalog: str, item_id: int) -> tuple[bytes, str]:
+    def _encode(self, catalog: str, version_hash: str, item_id: int) -> tuple[bytes, str]:
         """PNG bytes and ETag of a store-held catalog image; KeyError for unknown items."""
-        png = png_bytes(self.catalogs[catalog].item_image(item_id))
+        png = png_bytes(self.catalogs[catalog].snapshot.image(item_id))
         return png, hashlib.sha256(png).hexdigest()[:32]
+
+    def refresh(self) -> None:
+        """Swap in newer versions now; a version that fails verification is logged and not served."""
+        try:
+            for name, version in self.catalogs.refresh():
+                self.logger.info("catalog %s: now serving version %d", name, version)
+        except (StoreError, OSError, ValueError) as exc:
+            self.logger.error("a new catalog version was not served: %s", exc)
+
+    def _watch(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def load_service(app: Flask, settings: Settings) -> Service:
@@ -50,7 +78,7 @@ def load_service(app: Flask, settings: Settings) -> Service:
             # One blank query through every stage now, so the first user does not pay for warming
             # them up (measured: the first scan took 23 ms instead of 0.2 ms without this).
             catalog.search(np.zeros(catalog.model.input_shape[:2], np.uint8), k=1, mode="direct")
-        return Service(served)
+        return Service(served, settings.reload_seconds, app.logger)
     app.logger.error("Fashion-16 cannot start: %s", reason)
     raise StartupError(reason)
 

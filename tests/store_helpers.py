@@ -1,0 +1,67 @@
+"""Building small real catalogs on any store backend, for the tests that search them.
+
+Every backend the project has runs here: HDF5 folders (real files), memory, and Milvus
+when its optional requirements are installed. Items get ids 0, 1, 2, ... in the order
+given (a fresh store numbers from 0), so tests can name them.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from app.catalog import Catalog
+from app.search import SearchEngine, SoftRouting
+from app.stores import Hdf5Store, Manifest, MemoryStore, NewItems, Store
+
+BACKENDS = ("hdf5", "memory")
+
+
+def new_store(backend: str, name: str, folder: Path, engine: str = "auto") -> Store:
+    """An empty store of ``backend`` for catalog ``name`` (files under ``folder``)."""
+    if backend == "hdf5":
+        return Hdf5Store(folder / name, name, engine=engine)
+    if backend == "memory":
+        return MemoryStore(name, engine=engine)
+    raise ValueError(backend)
+
+
+def item_hashes(n: int, salt: str = "") -> list[str]:
+    return [hashlib.sha256(f"{salt}{i}".encode()).hexdigest()[:16] for i in range(n)]
+
+
+def fill(store: Store, model, emb: np.ndarray, labels: np.ndarray, categories: np.ndarray,
+         images: np.ndarray | None = None, paths: list[str] | None = None, root: str | None = None) -> None:
+    """One version holding these items (ids 0..n-1 on a fresh store)."""
+    n = len(emb)
+    manifest = Manifest(catalog=store.catalog, model_file=model.path.name, model_sha256=model.sha256,
+                        class_names=model.class_names, source="fashion-mnist" if images is not None else "folder",
+                        root=root)
+    writer = store.rebuild(manifest)
+    writer.add(NewItems(np.asarray(emb, np.float32), np.asarray(categories), np.asarray(labels), item_hashes(n),
+                        paths or [f"train/{i}" for i in range(n)], images))
+    writer.commit()
+
+
+def catalog_of(model, store: Store, emb: np.ndarray, labels: np.ndarray, categories: np.ndarray,
+               images: np.ndarray | None = None, candidates: int = 512, soft: SoftRouting = SoftRouting(),
+               uploads: Path = Path("/nonexistent")) -> Catalog:
+    """A catalog over a freshly filled store; ``candidates`` beyond the catalog's size keep every item."""
+    fill(store, model, emb, labels, categories,
+         images=np.zeros((len(emb), 28, 28), np.uint8) if images is None else images)
+    catalog = Catalog(store.catalog, model, store, store.snapshot(), uploads)
+    catalog.engine = SearchEngine(candidates, soft)
+    return catalog
+
+
+def copy_catalog(source: Store, dest: Store, **manifest_changes) -> Store:
+    """``source``'s latest items, ids and all, as a new store (its manifest changed as given)."""
+    snap = source.snapshot()
+    got = snap.items(snap.ids())
+    writer = dest.rebuild(snap.manifest.with_(**{"catalog": dest.catalog, **manifest_changes}),
+                          next_id=snap.next_id)
+    images = np.stack([snap.image(int(i)) for i in got.ids]) if snap.stores_images else None
+    writer.add(NewItems(got.embeddings, got.categories, got.labels, got.hashes, got.paths, images, ids=got.ids))
+    writer.commit()
+    return dest
