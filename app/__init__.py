@@ -33,5 +33,6 @@ def create_app(settings: Settings | None = None, config: dict[str, Any] | None =
     if config:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # keep the API's documented key order (category before results)
+    app.logger.setLevel(settings.log_level.upper())  # version swaps and admin changes are logged at INFO
     web.init_app(app, settings)
     return app

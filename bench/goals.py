@@ -20,6 +20,9 @@ WORKER_BOOT_GOAL_S = 3.0
 LARGE_PNG_GOAL_MS = 150.0
 LARGE_PNG_GROWTH_GOAL_MB = 5.0  # "no lasting growth": allocator noise, not a decoded 120 MB image
 INDEX_RATE_GOAL = 3000.0      # Fashion-MNIST images/s
+ADD_VS_REBUILD_GOAL = 0.1     # issue 15: adding 100 photos in place, against a full rebuild
+ADDED_SIMILARITY_GOAL = 0.99  # a just-added photo searched with itself
+VERSION_LAG_GOAL_S = 2.0      # every worker on the new version this soon after `index add` returns
 RUN_LIMIT_S = {"full": 1800.0, "quick": 120.0}
 
 
@@ -99,6 +102,28 @@ def indexing_goals(results: dict) -> list[dict]:
                   "images/s", _at_least(rate, INDEX_RATE_GOAL))]
 
 
+def living_goals(results: dict) -> list[dict]:
+    living = results.get("living") or {}
+    serving = living.get("serving") or {}
+    first = (living.get("added_found_first") or {}).get("direct")
+    n = living.get("added", "")
+    return [
+        _goal(f"adding {n} photos in place, against a full rebuild", f"<= {ADD_VS_REBUILD_GOAL:g}x",
+              living.get("add_vs_rebuild"), "x", _at_most(living.get("add_vs_rebuild"), ADD_VS_REBUILD_GOAL)),
+        _goal("a just-added photo searched with itself: found first", "1.0 of them", first, "",
+              first is not None and first == 1.0),
+        _goal("... and its similarity", f">= {ADDED_SIMILARITY_GOAL:g}", living.get("added_min_similarity"), "",
+              _at_least(living.get("added_min_similarity"), ADDED_SIMILARITY_GOAL)),
+        _goal("4 clients searching: every worker on the new version after `index add`",
+              f"<= {VERSION_LAG_GOAL_S:g} s", serving.get("version_lag_s"), "s",
+              _at_most(serving.get("version_lag_s"), VERSION_LAG_GOAL_S)
+              and serving.get("workers_on_new_version") == serving.get("workers")),
+        _goal("... answers mixing versions, and errors", "0", (serving.get("mixed_versions") or 0)
+              + (serving.get("errors") or 0) if serving else None, "",
+              bool(serving) and serving.get("mixed_versions") == 0 and serving.get("errors") == 0),
+    ]
+
+
 def run_goal(results: dict) -> dict:
     meta = results.get("meta", {})
     limit = RUN_LIMIT_S.get(meta.get("profile"), RUN_LIMIT_S["full"])
@@ -109,4 +134,4 @@ def run_goal(results: dict) -> dict:
 
 def check_goals(results: dict) -> list[dict]:
     return (core_goals(results) + photo_goals(results) + serving_goals(results) + indexing_goals(results)
-            + [run_goal(results)])
+            + living_goals(results) + [run_goal(results)])

@@ -36,6 +36,11 @@ class Profile:
     http_clients: int = 8
     builtin_stores: bool = True       # serve the full built-in catalogs (index_store/, built if absent)
     small_store_photos: int = 3       # else: photos per category in the small photo store served
+    living_photos: int = 3_409        # living catalogs: the photo catalog's size (train + validation)
+    living_add: int = 100             # photos added in place, against a full rebuild
+    living_serve_add: int = 20        # photos added while 4 clients search the served catalog
+    living_warm_s: float = 3.0        # searching before that add
+    living_after_s: float = 4.0       # and after it returned
 
     def __post_init__(self) -> None:
         if TABLE_BITS not in self.quality_bits or TABLE_BITS not in self.core_bits:
@@ -48,4 +53,4 @@ FULL = Profile("full", core_n=(10_000, 100_000, 1_000_000), core_bits=(64, 256),
 QUICK = Profile("quick", core_n=(10_000, 50_000), core_bits=(64, 256), core_queries=60, core_batches=2,
                 core_seconds=0.5, http_requests=60, http_seconds=3.0, index_images=10_000, gallery=6_000,
                 queries=200, photo_queries=60, photo_index_images=100, requests_12mp=8, forward_samples=30,
-                load_seconds=5.0)
+                load_seconds=5.0, living_photos=300, living_add=10, living_serve_add=5)

@@ -281,10 +281,42 @@ def paper_section(results: dict) -> str:
     ])
 
 
+def living_section(results: dict) -> str:
+    living = results["living"]
+    serving = living.get("serving", {})
+    rows = [
+        ["catalog items after the adds", fmt(living.get("catalog_items"), ",d")],
+        [f"adding {living.get('added')} photos in place (`index add`)", f"{fmt(living.get('add_seconds'))} s"],
+        ["rebuilding the whole catalog (`index build`)", f"{fmt(living.get('rebuild_seconds'))} s"],
+        ["add / rebuild", fmt(living.get("add_vs_rebuild"), ".3f")],
+        ["items that kept their id through the rebuild", fmt(living.get("rebuild_kept_ids"), ",d")],
+        ["added photos found first by their own file (routed, direct)",
+         f"{fmt(living['added_found_first'].get('routed'), '.3f')}, "
+         f"{fmt(living['added_found_first'].get('direct'), '.3f')}"],
+        ["lowest similarity of an added photo to itself", fmt(living.get("added_min_similarity"), ".4f")],
+        [f"served: `index add` of more photos while {serving.get('clients')} clients search "
+         f"({serving.get('workers')} workers)", f"{fmt(serving.get('add_seconds'))} s"],
+        ["... last answer from the old version, after the add returned", f"{fmt(serving.get('version_lag_s'), '.3f')} s"],
+        ["... workers that logged the new version", fmt(serving.get("workers_on_new_version"), "d")],
+        ["... answers, errors, answers mixing versions",
+         f"{fmt(serving.get('answers'), ',d')}, {fmt(serving.get('errors'), 'd')}, "
+         f"{fmt(serving.get('mixed_versions'), 'd')}"],
+    ]
+    return "\n\n".join([
+        "## 7. Living catalogs",
+        "`bench/living.py`: the photo catalog less some photos (spread over the categories) is built, those "
+        "photos are added in place (`app.indexer.add`, as `python -m app index add`), then the whole catalog is "
+        "rebuilt for comparison, same model and threads. Then `python -m app serve` serves it while clients "
+        "search and `python -m app index add` runs; every answer is checked against the version it names "
+        "(its result ids and image hashes must belong to that version).",
+        table(["measure", "value"], rows),
+    ])
+
+
 def render(results: dict) -> str:
     parts = [header(results), goals_section(results)]
     builders = [core_section, serving_section, load_section, indexing_section, quality_section, paper_section,
-                forward_section]
+                forward_section, living_section]
     missing = (KeyError, TypeError, ValueError, StopIteration, ZeroDivisionError)  # a failed section's figures
     for build in builders:
         try:

@@ -53,6 +53,7 @@ def model_sections(results: dict, profile: Profile, settings: Settings, tmp: Pat
     from .e2e import run_e2e
     from .forward import run_forward
     from .indexing import run_indexing
+    from .living import run_living
     from .paper import run_paper_tables
     from .quality import run_quality
     from .stores import served_stores
@@ -93,6 +94,7 @@ def model_sections(results: dict, profile: Profile, settings: Settings, tmp: Pat
         section(results, "5. paper tables", lambda: {"paper_tables": run_paper_tables(
             work, results["quality_by_bits"], profile.table2_steps)})
     section(results, "6. forward pass by runtime", lambda: run_forward(settings, profile.forward_samples))
+    section(results, "7. living catalogs", lambda: run_living(settings, profile, tmp))
 
 
 def run_bench(quick: bool = False, json_path: str | None = None, report_dir: str | None = None,

@@ -24,7 +24,8 @@ from bench.under_load import available as load_available
 TINY = Profile("tiny", core_n=(2_000,), core_bits=(64, 256), core_queries=8, core_batches=1, core_seconds=0.05,
                http_requests=5, http_seconds=1.0, index_images=256, gallery=600, queries=24, photo_queries=4,
                photo_index_images=12, requests_12mp=2, large_png_requests=3, forward_samples=3, load_seconds=1.0,
-               quality_bits=(64, 256), table2_steps=2, http_clients=2, builtin_stores=False, small_store_photos=3)
+               quality_bits=(64, 256), table2_steps=2, http_clients=2, builtin_stores=False, small_store_photos=3,
+               living_photos=60, living_add=4, living_serve_add=3, living_warm_s=1.0, living_after_s=3.0)
 NUMBER = (int, float)
 RUNTIMES = ("keras", "litert_1_thread", "litert_2_threads")
 PLOTS = ("bench_core_latency.png", "bench_recall_latency.png", "bench_quality_bits.png", "bench_table2_gallery.png",
@@ -43,7 +44,8 @@ def test_every_section_ran(bench):
     assert "errors" not in results, results.get("errors")
     sections = results["meta"]["section_seconds"]
     assert {"1. search core", "2. end to end HTTP", "2b. one serving worker", "3. indexing",
-            "4. quality vs code length", "5. paper tables", "6. forward pass by runtime"} <= sections.keys()
+            "4. quality vs code length", "5. paper tables", "6. forward pass by runtime",
+            "7. living catalogs"} <= sections.keys()
     if load_available():
         assert "2c. under load" in sections and isinstance(results["load"], dict)
     else:
@@ -184,6 +186,19 @@ def test_report_renders_the_new_figures_and_regenerates_from_json(bench, tmp_pat
     assert bench_main(["--report-only", str(out / "run.json"), "--report-dir", str(tmp_path)]) == 0
     assert (tmp_path / "benchmarks.md").read_text() == page
     assert all((tmp_path / name).is_file() for name in PLOTS)
+
+
+def test_living_catalogs_add_in_place_and_every_worker_follows(bench):
+    """Issue 15 end to end: in-place adds keep every id, a just-added photo finds itself, and while 4 clients
+    search a served catalog, `index add` moves both workers to the new version with no answer mixing two."""
+    living = bench[0]["living"]
+    assert living["catalog_items"] == 60 - 3 and living["added"] == 4 and living["rebuild_kept_ids"] == 57
+    assert living["added_found_first"] == {"routed": 1.0, "direct": 1.0} and living["added_min_similarity"] >= 0.99
+    assert living["add_seconds"] > 0 and living["rebuild_seconds"] > 0
+    serving = living["serving"]
+    assert serving["errors"] == 0 and serving["mixed_versions"] == 0 and serving["answers"] > 0
+    assert serving["new_version"] == 4 and serving["versions_seen"][-1] == 4  # build, add, rebuild, served add
+    assert serving["workers_on_new_version"] == serving["workers"] == 2
 
 
 def test_app_bench_help_is_the_bench_help(capsys):

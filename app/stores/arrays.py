@@ -21,6 +21,7 @@ from ..scan import make_scanner
 from .base import HASH_BYTES, Items, Manifest
 
 CODE_CHECK_SAMPLE = 20_000  # items whose codes are re-hashed at open (all of them in smaller catalogs)
+FLOAT32_COPY_BYTES = 64 * 2**20  # catalogs whose float32 embeddings fit here keep a private float32 copy
 
 
 @dataclass
@@ -157,6 +158,12 @@ class ArraySnapshot:
             self._all_scanners.append((live, make_scanner(part.codes[live], engine)))
             counts += np.array([len(r) for r in rows], np.int64)
         self._counts = counts
+        self._hex = [np.frombuffer(p.hashes.tobytes().hex().encode(), "S16") if len(p) else np.zeros(0, "S16")
+                     for p in self.parts]
+        # Small catalogs keep a float32 copy for the re-rank (converting float16 candidates costs ~2 ms a
+        # query); big ones read float16 from the shared memory map and convert only the candidates.
+        small = sum(len(p) for p in self.parts) * hasher.hyperplanes.shape[1] * 4 <= FLOAT32_COPY_BYTES
+        self._float32 = [np.asarray(p.embeddings, np.float32) if small else None for p in self.parts]
         self.scan_engine = self._all_scanners[0][1].engine if self._all_scanners else engine
 
     # -------------------------------------------------------------- reading
@@ -189,7 +196,10 @@ class ArraySnapshot:
             if not dists:
                 continue
             dist, loc = np.concatenate(dists), np.concatenate(locs)
-            ids = np.array([self.parts[p].ids[r] for p, r in loc], np.int64)
+            ids = np.empty(len(loc), np.int64)
+            for p in np.unique(loc[:, 0]):
+                mask = loc[:, 0] == p
+                ids[mask] = self.parts[p].ids[loc[mask, 1]]
             keep = np.lexsort((ids, dist))[:n]  # nearest first, ties by id, whatever the parts' layout
             dist, loc = dist[keep], loc[keep]
             found.append(self._gather(loc, dist))
@@ -256,10 +266,12 @@ class ArraySnapshot:
             rows = loc[sel, 1]
             part = self.parts[p]
             ids[sel], cats[sel], labels[sel] = part.ids[rows], part.categories[rows], part.labels[rows]
-            order = np.argsort(rows)  # memory maps read fastest in file order
-            emb[sel[order]] = part.embeddings[rows[order]]
-            for s, r in zip(sel, rows):
-                hashes[s] = hash_hex(part.hashes[r])
-                paths[s] = part.paths[r].decode()
+            if self._float32[p] is not None:
+                emb[sel] = self._float32[p][rows]
+            else:
+                order = np.argsort(rows)  # memory maps read fastest in file order
+                emb[sel[order]] = part.embeddings[rows[order]]
+            for s, h, path in zip(sel, self._hex[p][rows].tolist(), part.paths[rows].tolist()):
+                hashes[s], paths[s] = h.decode(), path.decode()
         return Items(ids, cats, labels, emb, tuple(hashes), tuple(paths),
                      None if hamming is None else np.asarray(hamming, np.int32))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from functools import lru_cache
 
@@ -53,7 +54,7 @@ class Service:
         """Swap in newer versions now; a version that fails verification is logged and not served."""
         try:
             for name, version in self.catalogs.refresh():
-                self.logger.info("catalog %s: now serving version %d", name, version)
+                self.logger.info("catalog %s: now serving version %d (worker %d)", name, version, os.getpid())
         except (StoreError, OSError, ValueError) as exc:
             self.logger.error("a new catalog version was not served: %s", exc)
 
