@@ -50,6 +50,8 @@ class Settings:
     # the reverse proxy in front of gunicorn (python -m app serve)
     proxy: bool = True
     nginx: str = "nginx"                    # the nginx binary: a name looked up on PATH and in sbin, or a path
+    rate_limit: float = 10.0                # search requests per second per client address, at nginx; 0: off
+    rate_burst: int = 20                    # requests a client may send at once above that rate
 
     @property
     def max_upload_bytes(self) -> int:
@@ -83,6 +85,8 @@ class Settings:
             access_log=env.get("FASHION16_ACCESS_LOG", "-") or "-",
             proxy=read.flag("FASHION16_PROXY", True),
             nginx=read.text("FASHION16_NGINX", cls.nginx),
+            rate_limit=read.rate("FASHION16_RATE_LIMIT", cls.rate_limit),
+            rate_burst=read.positive("FASHION16_RATE_BURST", cls.rate_burst, int),
         )
 
 
@@ -116,6 +120,17 @@ class _Reader:
         if value is None or value <= 0:
             raise SettingsError(f"{name} must be a positive number, got {raw!r}")
         return value
+
+    def rate(self, name: str, default: float) -> float:
+        """A positive number, or 0 / off for none."""
+        raw = self.raw(name)
+        if raw is not None and (raw.lower() in ("off", "false", "no") or re.fullmatch(r"0+(\.0*)?", raw)):
+            return 0.0
+        try:
+            return float(self.positive(name, default, float))
+        except SettingsError:
+            raise SettingsError(f"{name} must be a positive number of requests per second, or 0/off, "
+                                f"got {raw!r}") from None
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         raw = self.raw(name)
