@@ -1,5 +1,5 @@
 """Fashion-16's gunicorn worker: gthread, with keep-alive that tells the truth, errors in the app's shape,
-and a timeout that holds for every request.
+a timeout that holds for every request, and no root.
 
 Three things stock gunicorn does on its own that clients trip over (measured with real
 gunicorn 27 and a raw keep-alive client, tests/test_keepalive.py):
@@ -18,7 +18,7 @@ gunicorn 27 and a raw keep-alive client, tests/test_keepalive.py):
 - A catalog that cannot be served stops the worker with the app's one-line reason
   instead of a traceback (gunicorn then stops: "Worker failed to boot").
 
-And one that gunicorn does not do for gthread workers:
+And two that gunicorn does not do for gthread workers:
 
 - Its timeout never fires for a stuck request: the heartbeat comes from the worker's main
   loop, which runs on while a request thread is stuck. Here the heartbeat is also a
@@ -28,6 +28,8 @@ And one that gunicorn does not do for gthread workers:
   starts a new worker. nginx answers the stuck request's client 502 in the app's shape.
   A request stuck in C code that holds the GIL stops the main loop too, and with it the
   heartbeat: gunicorn's own timeout then kills the worker.
+- Started as root, a worker serves requests as FASHION16_USER once its app is loaded
+  (app/privileges.py).
 """
 from __future__ import annotations
 
@@ -125,6 +127,26 @@ class ThreadWorker(GunicornThreadWorker):
             super().load_wsgi()
         except StartupError:  # the app has logged why, naming the command that fixes it
             sys.exit(WORKER_BOOT_ERROR)
+        self.drop_privileges()
+
+    def drop_privileges(self) -> None:
+        """Started as root: serve as FASHION16_USER from now on (app/privileges.py), or stop saying why not."""
+        from .privileges import become, files_read_per_request, unreadable, worker_account
+        from .warmup import warm_up
+
+        account = worker_account(Settings.from_env())
+        if account is None:
+            return
+        warm_up(self.wsgi)
+        os.fchown(self.tmp.fileno(), account.uid, account.gid)  # the heartbeat file, which the worker touches
+        become(account)
+        blocked = unreadable(files_read_per_request(self.wsgi))
+        if blocked is not None:
+            self.log.error("Fashion-16 cannot start: started as root, it serves requests as %s (FASHION16_USER), "
+                           "who cannot read %s: make it readable to that user, or set FASHION16_USER to one who "
+                           "can", account.name, blocked)
+            sys.exit(WORKER_BOOT_ERROR)
+        self.log.info("Worker %s serves requests as %s:%s (FASHION16_USER)", self.pid, account.name, account.group)
 
     def handle_request(self, req, conn):
         if body_may_stay_unread(req.headers, self.upload_limit):

@@ -2,7 +2,8 @@
 
 Everything nginx reads or writes lives in one private runtime directory (mode 0700): the
 configuration, its temp folders, pid file, access log, the error pages and gunicorn's unix
-socket, so nginx runs as the current user without touching /etc, /var or /run.
+socket, so nginx runs as the current user without touching /etc, /var or /run. Started as
+root, its workers run as FASHION16_USER, who then owns that directory (app/privileges.py).
 
 Searches cost CPU, so each client address may start FASHION16_RATE_LIMIT of them a second
 (FASHION16_RATE_BURST at once above that); more are answered 429 with ``Retry-After``,
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import pwd
 import re
 import resource
 import shutil
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .headers import SECURITY_HEADERS
+from .privileges import hand_over, worker_account
 from .server_errors import error_json, error_page, message, too_large_message
 from .settings import ROOT, Settings, cpu_count
 
@@ -102,10 +103,11 @@ def error_page_lines(indent: str = "        ") -> str:
 
 
 def user_directive(settings: Settings) -> str:
-    """As root, nginx would hand its workers to "nobody"; keep them as this user, who owns the runtime dir."""
-    if os.geteuid() != 0:
+    """As root, the workers run as FASHION16_USER (its primary group named: Debian has no group "nobody")."""
+    account = worker_account(settings)
+    if account is None:
         return "# not root: nginx and its workers run as this user"
-    return f"user {pwd.getpwuid(os.geteuid()).pw_name};"
+    return f"user {account.name} {account.group};"
 
 
 def rate(settings: Settings) -> str:
@@ -177,11 +179,16 @@ def render(settings: Settings, run_dir: Path, gunicorn_socket: Path) -> str:
 
 
 def write_proxy_files(settings: Settings, run_dir: Path) -> ProxyFiles:
-    """Fill ``run_dir`` (already private) with nginx's configuration, folders and error pages."""
+    """Fill ``run_dir`` (already private) with nginx's configuration, folders and error pages.
+
+    Started as root, the directory then belongs to FASHION16_USER, who runs nginx's workers (they
+    write request bodies to its temp folders) and gunicorn's (they own the socket).
+    """
     socket = run_dir / "gunicorn.sock"
     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / name).mkdir(mode=0o700, exist_ok=True)
     write_error_pages(settings, run_dir / "errors")
     config = run_dir / "nginx.conf"
     config.write_text(render(settings, run_dir, socket))
+    hand_over(run_dir, worker_account(settings))
     return ProxyFiles(run_dir, config, socket)

@@ -47,6 +47,7 @@ class Settings:
     timeout: int = 60
     log_level: str = "info"
     access_log: str = "-"
+    user: str = "nobody"                    # started as root, requests are served as this user (app/privileges.py)
     # the reverse proxy in front of gunicorn (python -m app serve)
     proxy: bool = True
     nginx: str = "nginx"                    # the nginx binary: a name looked up on PATH and in sbin, or a path
@@ -83,6 +84,7 @@ class Settings:
             timeout=read.positive("FASHION16_TIMEOUT", cls.timeout, int),
             log_level=read.choice("FASHION16_LOG_LEVEL", "info", LOG_LEVELS),
             access_log=env.get("FASHION16_ACCESS_LOG", "-") or "-",
+            user=read.text("FASHION16_USER", cls.user),
             proxy=read.flag("FASHION16_PROXY", True),
             nginx=read.text("FASHION16_NGINX", cls.nginx),
             rate_limit=read.rate("FASHION16_RATE_LIMIT", cls.rate_limit),

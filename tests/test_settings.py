@@ -19,7 +19,7 @@ def test_defaults_without_environment():
     assert s.catalogs == () and s.default_catalog == "photos" and s.proxy
     assert s.bind == "0.0.0.0:8000" and s.workers == cpu_count() and s.threads == 2 and s.timeout == 60
     assert s.max_upload_bytes == 10 * 2**20 and s.max_pixels == 40_000_000
-    assert s.rate_limit == 10 and s.rate_burst == 20
+    assert s.rate_limit == 10 and s.rate_burst == 20 and s.user == "nobody"
 
 
 def test_settings_come_from_the_environment(tmp_path):
@@ -28,12 +28,12 @@ def test_settings_come_from_the_environment(tmp_path):
         "FASHION16_MAX_UPLOAD_MB": "2.5", "FASHION16_MAX_PIXELS": "1000000", "FASHION16_IMAGE_MAX_AGE": "60",
         "PORT": "9000", "WEB_CONCURRENCY": "3", "FASHION16_THREADS": "4", "FASHION16_TIMEOUT": "30",
         "FASHION16_LOG_LEVEL": "WARNING", "FASHION16_PROXY": "off", "FASHION16_RATE_LIMIT": "2.5",
-        "FASHION16_RATE_BURST": "7"})
+        "FASHION16_RATE_BURST": "7", "FASHION16_USER": "daemon"})
     assert s.store_dir == tmp_path and s.catalogs == ("photos", "shop") and s.default_catalog == "shop"
     assert s.max_upload_bytes == int(2.5 * 2**20) and s.max_pixels == 1_000_000 and s.image_max_age == 60
     assert s.bind == "0.0.0.0:9000" and s.port == 9000 and s.workers == 3 and s.threads == 4 and s.timeout == 30
     assert s.log_level == "warning" and not s.proxy
-    assert s.rate_limit == 2.5 and s.rate_burst == 7
+    assert s.rate_limit == 2.5 and s.rate_burst == 7 and s.user == "daemon"
     assert all(Settings.from_env({"FASHION16_RATE_LIMIT": off}).rate_limit == 0 for off in ("0", "off", "0.0"))
     assert Settings.from_env({"FASHION16_WORKERS": "5", "WEB_CONCURRENCY": "3"}).workers == 5
     assert Settings.from_env({"FASHION16_BIND": "127.0.0.1:8123", "PORT": "1"}).bind == "127.0.0.1:8123"
@@ -63,7 +63,6 @@ def test_gunicorn_reads_the_same_settings(monkeypatch):
     assert (conf["bind"], conf["workers"], conf["threads"], conf["timeout"], conf["loglevel"]) == \
         ("127.0.0.1:8765", 3, 5, 17, "debug")
     assert conf["preload_app"] is False
-
 
 
 @pytest.mark.parametrize("name, value", [("FASHION16_TIMEOUT", "0"), ("FASHION16_WORKERS", "many")])
