@@ -8,13 +8,17 @@ the default is one worker process per CPU, each with a couple of threads to over
 import os
 
 from app.privileges import worker_account
-from app.settings import Settings, SettingsError
+from app.settings import WORKER_THREAD_ENV, Settings, SettingsError
 
 try:
     _settings = Settings.from_env()
     worker_account(_settings)  # started as root, FASHION16_USER must name an unprivileged user
 except SettingsError as exc:
     raise SystemExit(f"Fashion-16 cannot start: {exc}") from None
+
+# One BLAS/OpenMP thread per worker (app/settings.py says why), set in the master before any
+# worker is forked and imports NumPy; it overrides the environment's value.
+os.environ.update(WORKER_THREAD_ENV)
 
 bind = _settings.bind
 workers = _settings.workers

@@ -1,6 +1,7 @@
 """Settings: read from FASHION16_* once, checked, and the same for the app, the CLI and gunicorn."""
 from __future__ import annotations
 
+import os
 import runpy
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import ROOT, Settings, SettingsError, cpu_count
+from app.settings import ROOT, WORKER_THREAD_ENV, Settings, SettingsError, cpu_count
 
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 
@@ -59,10 +60,13 @@ def test_gunicorn_reads_the_same_settings(monkeypatch):
     monkeypatch.setenv("FASHION16_THREADS", "5")
     monkeypatch.setenv("FASHION16_TIMEOUT", "17")
     monkeypatch.setenv("FASHION16_LOG_LEVEL", "debug")
+    for name in WORKER_THREAD_ENV:  # as an operator's shell might; monkeypatch also restores them afterwards
+        monkeypatch.setenv(name, "4")
     conf = runpy.run_path(str(GUNICORN_CONF))
     assert (conf["bind"], conf["workers"], conf["threads"], conf["timeout"], conf["loglevel"]) == \
         ("127.0.0.1:8765", 3, 5, 17, "debug")
     assert conf["preload_app"] is False
+    assert all(os.environ[name] == "1" for name in WORKER_THREAD_ENV)  # what the forked workers inherit
 
 
 @pytest.mark.parametrize("name, value", [("FASHION16_TIMEOUT", "0"), ("FASHION16_WORKERS", "many")])

@@ -1,8 +1,10 @@
-"""Issue 17: what the processes that serve requests run as, read from /proc of a real deployment.
+"""Issues 16 and 17: what the processes that serve requests run as, read from /proc of a real deployment.
 
-Never root: started as root (as the test machine runs), every process that reads a request,
-nginx's workers and gunicorn's, runs as FASHION16_USER (nobody), with that user's groups
-only; the masters keep root.
+- Never root: started as root (as the test machine runs), every process that reads a
+  request, nginx's workers and gunicorn's, runs as FASHION16_USER (nobody), with that
+  user's groups only; the masters keep root.
+- One BLAS thread per worker: a served worker holds its main thread and its request
+  threads, and no BLAS or OpenMP thread, even when the environment asks for more.
 """
 from __future__ import annotations
 
@@ -88,6 +90,19 @@ def test_photos_the_worker_user_cannot_read_stop_serve_with_one_line(catalog_pho
     [line] = [line for line in done.stderr.splitlines() if "cannot start" in line]
     assert f"serves requests as nobody (FASHION16_USER), who cannot read {private}" in line
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.serving
+def test_a_worker_runs_no_blas_thread_whatever_the_environment_asks(store_dir, tmp_path):
+    """One request thread (FASHION16_THREADS=1): after searches, the worker has two threads and no third.
+    Without gunicorn.conf.py's setting, OpenBLAS and OpenMP add one each here (measured: four)."""
+    env = {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    with deployment(store_dir, tmp_path / "serve.log", threads=1, env=env) as running:
+        for _ in range(3):
+            assert send(running.base_url, search_request(png())).status == 200
+        [worker] = running.workers()
+        threads = sorted(int(t) for t in os.listdir(f"/proc/{worker}/task"))
+        assert len(threads) == 2, [Path(f"/proc/{worker}/task/{t}/comm").read_text().strip() for t in threads]
 
 
 @as_root
