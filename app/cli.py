@@ -97,7 +97,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_index_build(args: argparse.Namespace) -> int:
     from .catalog import BUILTIN
-    from .indexer import build_store
+    from .indexer import build_store, check_store_room
     from .runtime import open_model
     from .sources import open_source
     from .store import write_store
@@ -109,6 +109,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         raise ValueError(f"catalog {args.catalog!r} is not built in: give its photos with --gallery DIR")
     model = open_model(resolve_model(args.model or (spec.model if spec else "photos"), s), threads=args.threads)
     source = open_source(gallery)
+    check_store_room(resolve_store(args, s), model, source, args.bits)  # before minutes of indexing, not after
     store = build_store(model, source, args.catalog, bits=args.bits, seed=args.seed)
     path = write_store(store, resolve_store(args, s))
     for rel, why in source.skipped[:20]:
@@ -361,11 +362,13 @@ def parser() -> argparse.ArgumentParser:
 def known_errors() -> tuple[type[Exception], ...]:
     """Failures that get one line and status 2, imported only once something failed."""
     from .fashion_mnist import DatasetError
+    from .files import CannotWrite
     from .imaging.decode import ImageRejected
     from .nets.torch_weights import WeightsUnavailableError
     from .store import StoreError
 
-    return (DatasetError, StoreError, ImageRejected, WeightsUnavailableError, FileNotFoundError, ValueError)
+    return (DatasetError, StoreError, ImageRejected, WeightsUnavailableError, FileNotFoundError, ValueError,
+            CannotWrite)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import check_room
 from .progress import Progress
 from .runtime import InferenceModel
 from .settings import Settings, cpu_count
@@ -16,6 +17,22 @@ from .store import CatalogStore, Manifest, assemble
 def file_by_category(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Known labels decide an item's library; the classifier files the rest."""
     return np.where(labels >= 0, labels, probs.argmax(1)).astype(np.int16)
+
+
+def store_size_estimate(model: InferenceModel, source: FashionMNISTSource | FolderSource, bits: int) -> int:
+    """About how many bytes the store of ``source`` will take (a little over: images counted uncompressed)."""
+    per_item = 2 * model.embedding_dim + bits // 8 + 8 + 2 + 2  # embedding (float16), code, id, category, label
+    if isinstance(source, FashionMNISTSource):
+        per_item += int(source.images[0].size)  # the image, kept in the store
+    else:
+        per_item += max(len(f.relative_to(source.root).as_posix().encode()) for f in source.files)  # its path
+    hasher = 4 * (bits + 1) * model.embedding_dim  # hyperplanes and centre, float32
+    return int(1.05 * (len(source) * per_item + hasher)) + 2**20  # HDF5's chunks, checksums and headers
+
+
+def check_store_room(path: Path, model: InferenceModel, source: FashionMNISTSource | FolderSource, bits: int) -> None:
+    """CannotWrite now, not after indexing, if ``path``'s folder cannot take the store (app/files.py)."""
+    check_room(path, store_size_estimate(model, source, bits))
 
 
 def build_store(model: InferenceModel, source: FashionMNISTSource | FolderSource, catalog: str, bits: int = 256,
@@ -70,5 +87,7 @@ def ensure_builtin(name: str, settings: Settings, bits: int = 256) -> tuple[Path
     except StoreError as exc:
         print(f"{exc}\nBuilding the {name} catalog's store at {path} ...", file=sys.stderr, flush=True)
     model = open_model(model_file, threads=cpu_count())
-    write_store(build_store(model, open_source(spec.source), name, bits=bits), path)
+    source = open_source(spec.source)
+    check_store_room(path, model, source, bits)
+    write_store(build_store(model, source, name, bits=bits), path)
     return path, True
