@@ -116,7 +116,8 @@ class ThreadWorker(GunicornThreadWorker):
         if self.overdue_since is not None:
             left = [r for r in self.watch.running() if r.seconds(now) <= self.watch.limit_s]
             if not left or now - self.overdue_since > WATCHDOG_GRACE:
-                self.log.error("Worker exiting: %d request(s) overdue, %d unfinished", len(overdue), len(left))
+                self.log.error("Worker exits now: nothing else stops its overdue request(s) (%d other(s) unfinished)",
+                               len(left))
                 os._exit(WATCHDOG_EXIT)  # the stuck thread cannot be stopped; leaving the process stops it
         super().notify()
 
