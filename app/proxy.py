@@ -145,7 +145,7 @@ def error_header_lines(settings: Settings, indent: str = "            ") -> str:
     """The headers of the error pages nginx answers: the app's security headers, Retry-After on a 429."""
     lines = [f"{indent}add_header {name} \"{value}\" always;" for name, value in SECURITY_HEADERS.items()]
     if settings.rate_limit:
-        lines.append(f"{indent}add_header Retry-After $fashion16_retry_after always;  # on 429 only (else empty: not sent)")
+        lines.append(f"{indent}add_header Retry-After $fashion16_retry_after always;  # on 429 only (empty: not sent)")
     return "\n".join(lines)
 
 
