@@ -7,12 +7,18 @@ the default is one worker process per CPU, each with a couple of threads to over
 """
 import os
 
-from app.settings import Settings, SettingsError
+from app.privileges import worker_account
+from app.settings import WORKER_THREAD_ENV, Settings, SettingsError
 
 try:
     _settings = Settings.from_env()
+    worker_account(_settings)  # started as root, FASHION16_USER must name an unprivileged user
 except SettingsError as exc:
     raise SystemExit(f"Fashion-16 cannot start: {exc}") from None
+
+# One BLAS/OpenMP thread per worker (app/settings.py says why), set in the master before any
+# worker is forked and imports NumPy; it overrides the environment's value.
+os.environ.update(WORKER_THREAD_ENV)
 
 bind = _settings.bind
 workers = _settings.workers
@@ -20,7 +26,7 @@ threads = _settings.threads
 # gthread, answering what gunicorn refuses itself in the app's shape (JSON under /api/, with the
 # security headers) and saying "Connection: close" whenever it will close (app/gunicorn_worker.py).
 worker_class = "app.gunicorn_worker.ThreadWorker"
-timeout = _settings.timeout  # a worker busy this long is restarted
+timeout = _settings.timeout  # a worker (or one of its requests: app/gunicorn_worker.py) busy this long is restarted
 graceful_timeout = 30
 keepalive = 5
 

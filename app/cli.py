@@ -441,11 +441,13 @@ def parser() -> argparse.ArgumentParser:
 def known_errors() -> tuple[type[Exception], ...]:
     """Failures that get one line and status 2, imported only once something failed."""
     from .fashion_mnist import DatasetError
+    from .files import CannotWrite
     from .imaging.decode import ImageRejected
     from .nets.torch_weights import WeightsUnavailableError
     from .stores import StoreError
 
-    return (DatasetError, StoreError, ImageRejected, WeightsUnavailableError, FileNotFoundError, ValueError)
+    return (DatasetError, StoreError, ImageRejected, WeightsUnavailableError, FileNotFoundError, ValueError,
+            CannotWrite)
 
 
 def main(argv: list[str] | None = None) -> int:

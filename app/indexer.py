@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import check_room
 from .progress import Progress
 from .runtime import InferenceModel
 from .settings import Settings, cpu_count
@@ -27,6 +28,26 @@ from .stores import Manifest, NewItems, Snapshot, Store, StoreError
 def file_by_category(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Known labels decide an item's library; the classifier files the rest."""
     return np.where(labels >= 0, labels, probs.argmax(1)).astype(np.int16)
+
+
+def store_size_estimate(model: InferenceModel, source: FashionMNISTSource | FolderSource, bits: int) -> int:
+    """About how many bytes the new segment of ``source`` will take (a little over: images uncompressed)."""
+    per_item = 2 * model.embedding_dim + bits // 8 + 8 + 2 + 2 + 8  # embedding (float16), code, id, category, label, hash
+    if isinstance(source, FashionMNISTSource):
+        per_item += int(source.images[0].size) + 16  # the image, kept in the store, and its name
+    else:
+        per_item += max(len(f.relative_to(source.root).as_posix().encode()) for f in source.files)  # its path
+    hasher = 4 * (bits + 1) * model.embedding_dim  # hyperplanes and centre, float32
+    # the spool of the queued items and the segment written from it are on disk together at the end
+    return int(2.1 * len(source) * per_item + hasher) + 2**20
+
+
+def check_store_room(store: Store, model: InferenceModel, source: FashionMNISTSource | FolderSource,
+                     bits: int) -> None:
+    """CannotWrite now, not after minutes of indexing, if a store's folder cannot take the build (app/files.py)."""
+    folder = getattr(store, "folder", None)  # stores on a server have no folder of ours to check
+    if folder is not None:
+        check_room(Path(folder) / "manifest.json", store_size_estimate(model, source, bits))
 
 
 @dataclass
@@ -80,6 +101,7 @@ def build(store: Store, model: InferenceModel, source: FashionMNISTSource | Fold
                              f"({', '.join(model.class_names)}): " + ", ".join(f"{f}/ ({n} photos)"
                                                                                for f, n in sorted(unnamed.items()))
                              + "; rename them or leave out --strict to file their photos by the model's guess")
+    check_store_room(store, model, source, bits)  # before minutes of indexing, not after
     previous = _previous(store)
     keys = previous.keys() if previous is not None else {}
     manifest = Manifest(catalog=catalog, model_file=model.path.name, model_sha256=model.sha256,
@@ -133,6 +155,7 @@ def add(store: Store, model: InferenceModel, paths: Sequence[str | Path]) -> Ind
                 wanted.append(path)
         if wanted:
             source = FolderSource(root, files=wanted)
+            check_store_room(store, model, source, base.hasher.bits)
             for items in embed(model, source, Progress(len(wanted), f"adding to {report.catalog}", unit="images")):
                 replaced = [keys[p][0] for p in items.paths if p in keys]
                 if replaced:

@@ -20,12 +20,14 @@ MESSAGES = {
     408: "the request took too long to arrive; please try again",
     414: "the address (URL) is too long",
     417: "the expectation in the request cannot be met",
+    429: "too many searches from your address; please wait a moment and try again",
     431: "the request headers are too large",
     500: "something went wrong on our side; please try again",
     501: "this transfer coding is not supported",
     502: "the search service is not available right now; please try again in a moment",
     503: "the search service is busy; please try again in a moment",
     504: "the search took too long; please try again",
+    505: "this HTTP version is not supported; use HTTP/1.1",
 }
 
 

@@ -16,6 +16,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_CATALOG = "photos"
+# What every gunicorn worker runs with (gunicorn.conf.py sets it before any worker imports NumPy):
+# one BLAS and OpenMP thread. Requests already run in parallel across workers; a second BLAS
+# thread per worker only fights them for the same cores (issue 16, 2 workers x 2 threads
+# saturated: 94.7 searches/s and a 34 ms median with one BLAS thread, 41.0 and 85 ms with two).
+WORKER_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 class SettingsError(ValueError):
@@ -49,9 +54,12 @@ class Settings:
     timeout: int = 60
     log_level: str = "info"
     access_log: str = "-"
+    user: str = "nobody"                    # started as root, requests are served as this user (app/privileges.py)
     # the reverse proxy in front of gunicorn (python -m app serve)
     proxy: bool = True
     nginx: str = "nginx"                    # the nginx binary: a name looked up on PATH and in sbin, or a path
+    rate_limit: float = 10.0                # search requests per second per client address, at nginx; 0: off
+    rate_burst: int = 20                    # requests a client may send at once above that rate
 
     @property
     def max_upload_bytes(self) -> int:
@@ -85,8 +93,11 @@ class Settings:
             timeout=read.positive("FASHION16_TIMEOUT", cls.timeout, int),
             log_level=read.choice("FASHION16_LOG_LEVEL", "info", LOG_LEVELS),
             access_log=env.get("FASHION16_ACCESS_LOG", "-") or "-",
+            user=read.text("FASHION16_USER", cls.user),
             proxy=read.flag("FASHION16_PROXY", True),
             nginx=read.text("FASHION16_NGINX", cls.nginx),
+            rate_limit=read.rate("FASHION16_RATE_LIMIT", cls.rate_limit),
+            rate_burst=read.positive("FASHION16_RATE_BURST", cls.rate_burst, int),
         )
 
 
@@ -136,6 +147,17 @@ class _Reader:
         if value is None or value <= 0:
             raise SettingsError(f"{name} must be a positive number, got {raw!r}")
         return value
+
+    def rate(self, name: str, default: float) -> float:
+        """A positive number, or 0 / off for none."""
+        raw = self.raw(name)
+        if raw is not None and (raw.lower() in ("off", "false", "no") or re.fullmatch(r"0+(\.0*)?", raw)):
+            return 0.0
+        try:
+            return float(self.positive(name, default, float))
+        except SettingsError:
+            raise SettingsError(f"{name} must be a positive number of requests per second, or 0/off, "
+                                f"got {raw!r}") from None
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         raw = self.raw(name)

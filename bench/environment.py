@@ -8,7 +8,7 @@ from app.catalog import BUILTIN, model_path
 from app.evaluation.metrics import environment as machine
 from app.runtime import file_sha256
 from app.scan import faiss
-from app.settings import Settings
+from app.settings import WORKER_THREAD_ENV, Settings
 
 PACKAGES = ("numpy", "ai-edge-litert", "tensorflow-cpu", "keras", "faiss-cpu", "h5py", "flask", "gunicorn", "pillow")
 
@@ -31,4 +31,5 @@ def models(settings: Settings) -> dict[str, str | None]:
 
 def environment(profile: str, settings: Settings) -> dict:
     return {"profile": profile, **machine(), "platform": platform.platform(), "versions": package_versions(),
-            "models": models(settings), "faiss_omp_threads": faiss.omp_get_max_threads() if faiss is not None else None}
+            "models": models(settings), "faiss_omp_threads": faiss.omp_get_max_threads() if faiss is not None else None,
+            "worker_thread_env": WORKER_THREAD_ENV}  # what every served gunicorn worker runs with (one BLAS thread)

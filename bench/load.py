@@ -80,10 +80,14 @@ def search_request(image: bytes, path: str = "/api/search", filename: str = "que
 
 
 class HttpClient:
-    """One keep-alive HTTP/1.1 connection to ``http://HOST:PORT`` or ``unix:/PATH``, reopened when needed."""
+    """One keep-alive HTTP/1.1 connection to ``http://HOST:PORT`` or ``unix:/PATH``, reopened when needed.
 
-    def __init__(self, address: str, timeout: float = 30.0):
-        self.address, self.timeout = address, timeout
+    ``source`` is the client's own address (another loopback address, 127.0.0.2, looks like
+    another client to a server that limits each address).
+    """
+
+    def __init__(self, address: str, timeout: float = 30.0, source: str | None = None):
+        self.address, self.timeout, self.source = address, timeout, source
         self.sock: socket.socket | None = None
         self.buffer = b""
         self.last_used = 0.0
@@ -97,7 +101,8 @@ class HttpClient:
             self.sock.connect(self.address[5:])
         else:
             url = urlsplit(self.address)
-            self.sock = socket.create_connection((url.hostname, url.port or 80), timeout=self.timeout)
+            self.sock = socket.create_connection((url.hostname, url.port or 80), timeout=self.timeout,
+                                                 source_address=(self.source, 0) if self.source else None)
         self.buffer = b""
         self.reused = False
 

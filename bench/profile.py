@@ -31,6 +31,7 @@ class Profile:
     large_png_requests: int = 20      # 6300x6300 PNG uploads to the one-worker server
     forward_samples: int = 200        # batch-1 forward passes per model and runtime
     load_seconds: float = 60.0        # the load section (bench/load.py), when it is there
+    abuse_seconds: float = 15.0       # each measurement of the abuse section (bench/abuse.py)
     quality_bits: tuple[int, ...] = (32, 64, 128, 256, 512)
     table2_steps: int = 6             # gallery sizes gallery/steps, 2*gallery/steps, ..., gallery
     http_clients: int = 8
@@ -53,4 +54,4 @@ FULL = Profile("full", core_n=(10_000, 100_000, 1_000_000), core_bits=(64, 256),
 QUICK = Profile("quick", core_n=(10_000, 50_000), core_bits=(64, 256), core_queries=60, core_batches=2,
                 core_seconds=0.5, http_requests=60, http_seconds=3.0, index_images=10_000, gallery=6_000,
                 queries=200, photo_queries=60, photo_index_images=100, requests_12mp=8, forward_samples=30,
-                load_seconds=5.0, living_photos=300, living_add=10, living_serve_add=5)
+                load_seconds=5.0, abuse_seconds=4.0, living_photos=300, living_add=10, living_serve_add=5)

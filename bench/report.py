@@ -204,6 +204,29 @@ def load_section(results: dict) -> str:
     ])
 
 
+def abuse_section(results: dict) -> str:
+    a = results["abuse"]
+    bombs, strip, greedy = a["bombs"], a["strip_10000x1"], a["greedy_client"]
+    rows = [
+        ["photo search alone, p50 (ms)", fmt(a["photo_alone"]["p50_ms"])],
+        [f"... while {bombs['clients']} clients send scan bombs, p50 (ms)", fmt(a["photo_during_bombs"]["p50_ms"])],
+        ["scan bombs sent / statuses", f"{bombs['sent']} / {bombs['statuses']}"],
+        ["scan bomb answer p50 / max (ms)", f"{fmt(bombs['p50_ms'])} / {fmt(bombs['max_ms'])}"],
+        ["10000x1 JPEG: status, p50 (ms)", f"{strip['status']}, {fmt(strip['p50_ms'])}"],
+        [f"client at {fmt(greedy['rate'])} searches/s: sent / statuses",
+         f"{greedy['sent']} / {greedy['statuses']}"],
+        ["other client alone / meanwhile, p50 (ms)",
+         f"{fmt(a['other_client_alone']['p50_ms'])} / {fmt(a['other_client_during']['p50_ms'])}"],
+    ]
+    return "\n\n".join([
+        "## 2d. Abuse (issue 17)",
+        f"`bench/abuse.py` on `python -m app serve` (nginx in front, {a['workers']} workers x {a['threads']} "
+        f"threads): hostile uploads with the rate limit off, then the shipped rate limit "
+        f"({fmt(a['rate_limit'])} searches/s per address, burst {a['rate_burst']}); {fmt(a['seconds'])} s each.",
+        table(["measure", "value"], rows),
+    ])
+
+
 def indexing_section(results: dict) -> str:
     rows = []
     for key in ("indexing", "indexing_photos"):
@@ -315,8 +338,8 @@ def living_section(results: dict) -> str:
 
 def render(results: dict) -> str:
     parts = [header(results), goals_section(results)]
-    builders = [core_section, serving_section, load_section, indexing_section, quality_section, paper_section,
-                forward_section, living_section]
+    builders = [core_section, serving_section, load_section, abuse_section, indexing_section, quality_section,
+                paper_section, forward_section, living_section]
     missing = (KeyError, TypeError, ValueError, StopIteration, ZeroDivisionError)  # a failed section's figures
     for build in builders:
         try:

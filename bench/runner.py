@@ -77,6 +77,7 @@ def model_sections(results: dict, profile: Profile, settings: Settings, tmp: Pat
     section(results, "model outputs for the gallery and queries", load_workload)
     section(results, "stores and uploads for the HTTP sections", prepare_serving)
     if "uploads" in state:
+        from .abuse import run_abuse
         from .worker import run_worker
 
         served, uploads = state["served"], state["uploads"]
@@ -86,6 +87,7 @@ def model_sections(results: dict, profile: Profile, settings: Settings, tmp: Pat
             section(results, "2c. under load", lambda: run_load_section(served, uploads, profile))
         else:
             results["meta"]["skipped"] = {"2c. under load": "bench/load.py is not in this checkout"}
+        section(results, "2d. abuse", lambda: run_abuse(served, uploads, profile))
     section(results, "3. indexing", lambda: run_indexing(profile.index_images, profile.photo_index_images))
     if "work" in state:
         work = state["work"]

@@ -25,7 +25,8 @@ TINY = Profile("tiny", core_n=(2_000,), core_bits=(64, 256), core_queries=8, cor
                http_requests=5, http_seconds=1.0, index_images=256, gallery=600, queries=24, photo_queries=4,
                photo_index_images=12, requests_12mp=2, large_png_requests=3, forward_samples=3, load_seconds=1.0,
                quality_bits=(64, 256), table2_steps=2, http_clients=2, builtin_stores=False, small_store_photos=3,
-               living_photos=60, living_add=4, living_serve_add=3, living_warm_s=1.0, living_after_s=3.0)
+               living_photos=60, living_add=4, living_serve_add=3, living_warm_s=1.0, living_after_s=3.0,
+               abuse_seconds=1.0)
 NUMBER = (int, float)
 RUNTIMES = ("keras", "litert_1_thread", "litert_2_threads")
 PLOTS = ("bench_core_latency.png", "bench_recall_latency.png", "bench_quality_bits.png", "bench_table2_gallery.png",
@@ -43,7 +44,7 @@ def test_every_section_ran(bench):
     results, _ = bench
     assert "errors" not in results, results.get("errors")
     sections = results["meta"]["section_seconds"]
-    assert {"1. search core", "2. end to end HTTP", "2b. one serving worker", "3. indexing",
+    assert {"1. search core", "2. end to end HTTP", "2b. one serving worker", "2d. abuse", "3. indexing",
             "4. quality vs code length", "5. paper tables", "6. forward pass by runtime",
             "7. living catalogs"} <= sections.keys()
     if load_available():
@@ -99,6 +100,16 @@ def test_one_worker_serves_both_catalogs(bench):
     assert worker["warmup_errors"] == 0 and worker["warmup_requests"] > 0
     assert worker["catalogs"] == {"photos": 10 * TINY.small_store_photos, "fashion-mnist": TINY.gallery}
     assert worker["rss_after_warmup_mb"] == bench[0]["worker_rss_mb"] > 0
+
+
+def test_abuse_section_measured_bombs_strips_and_the_rate_limit(bench):
+    """Statuses, not speed: the bombs refused (413), the strip searched, the greedy client limited."""
+    abuse = bench[0]["abuse"]
+    assert abuse["bombs"]["sent"] > 0 and set(abuse["bombs"]["statuses"]) == {"413"}
+    assert abuse["photo_alone"]["samples"] > 0 and abuse["photo_during_bombs"]["samples"] > 0
+    assert abuse["strip_10000x1"]["status"] == 200
+    assert set(abuse["greedy_client"]["statuses"]) <= {"200", "429"} and abuse["greedy_client"]["share_429"] > 0
+    assert set(abuse["other_client_during"]["statuses"]) == {"200"}
 
 
 def test_forward_ms_has_both_runtimes_for_both_models(bench):
@@ -175,7 +186,8 @@ def test_report_renders_the_new_figures_and_regenerates_from_json(bench, tmp_pat
     _, out = bench
     page = (out / "report" / "benchmarks.md").read_text()
     for heading in ("## Goals", "## 1. Search core", "## 2. Serving", "### One lean worker",
-                    "### Side-by-side ratios", "## 2c. Under load", "## 3. Indexing", "## 4. Quality", "### Table 2",
+                    "### Side-by-side ratios", "## 2c. Under load", "## 2d. Abuse", "## 3. Indexing", "## 4. Quality",
+                    "### Table 2",
                     "### Table 3", "### Table 4", "## 6. The forward pass"):
         assert heading in page
     assert "Not available in this run" not in page

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -17,38 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from serving_helpers import assert_api_error, assert_page_error, send, wait_for
 
-from app.headers import SECURITY_HEADERS
 from app.proxy import find_nginx, nginx_argv, write_proxy_files
 from app.settings import Settings
-from bench.load import Dropped, HttpClient, Reply, request_bytes
+from bench.load import Dropped, request_bytes
 from bench.servers import free_port
-from serving_helpers import wait_for
-
-
-def assert_api_error(reply: Reply, status: int) -> str:
-    assert reply.status == status, (reply.status, reply.body[:300])
-    assert reply.headers["content-type"].startswith("application/json"), reply.headers
-    payload = json.loads(reply.body)
-    assert list(payload) == ["error"] and isinstance(payload["error"], str) and payload["error"]
-    assert_security_headers(reply)
-    return payload["error"]
-
-
-def assert_page_error(reply: Reply, status: int) -> None:
-    assert reply.status == status, (reply.status, reply.body[:300])
-    assert reply.headers["content-type"].startswith("text/html")
-    assert b"Back to search" in reply.body and b"nginx" not in reply.body and b"gunicorn" not in reply.body.lower()
-    assert_security_headers(reply)
-
-
-def assert_security_headers(reply: Reply) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        assert reply.headers.get(name.lower()) == value, (name, reply.headers)
-
-
-def send(address: str, raw: bytes) -> Reply:
-    return HttpClient(address, timeout=20).send(raw)
 
 
 LONG_QUERY = "?q=" + "a" * 9000                                    # over nginx's 8 kB line buffer
@@ -111,7 +86,7 @@ def unprivileged(argv: list[str], run_dir: Path) -> list[str]:
         return argv
     nobody = pwd.getpwnam("nobody")
     config = run_dir / "nginx.conf"
-    config.write_text(config.read_text().replace("user root;", ""))  # the line serve adds only for root
+    config.write_text(re.sub(r"(?m)^user .*;$", "", config.read_text()))  # the line serve adds only for root
     for path in [run_dir, *run_dir.rglob("*")]:
         os.chown(path, nobody.pw_uid, nobody.pw_gid)
     return ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", *argv]

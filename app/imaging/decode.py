@@ -7,13 +7,23 @@ such shortcut and are decoded whole, so they get a quarter of the pixel limit (a
 40-megapixel PNG took 0.4-0.7 s and 120 MB to decode here). Animated images give their
 first frame; EXIF orientation is applied. Every refusal is an ``ImageRejected`` with the HTTP status that fits and a
 message written for the person who uploaded the file, never a decoder's internals.
+
+Cheap to send and slow to decode is refused too: a JPEG's markers are read before Pillow
+sees it (app/imaging/jpeg_cost.py: thousands of empty progressive scans cost minutes), and,
+for whatever shape nobody thought of, decoding gets a CPU budget it cannot outlive: Pillow
+is fed the file in small chunks and the next chunk is refused once this thread has spent
+``DECODE_CPU_SECONDS``, which stops the decoder for real (no thread is left running on).
 """
 from __future__ import annotations
 
 import io
+import time
 import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .jpeg_cost import check_jpeg_cost, is_jpeg
+from .rejected import ImageRejected
 
 # MPO is the multi-picture JPEG many cameras write: Pillow names it apart, its first picture is a JPEG.
 ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "GIF"}
@@ -22,14 +32,29 @@ MAX_PIXELS = 40_000_000
 WHOLE_DECODE_SHARE = 4  # formats decoded whole get max_pixels / 4 (10 megapixels by default)
 WORK_SIDE = 512
 EXIF_ORIENTATION = 0x0112  # decoded images keep at least this many pixels a side where the file has them
+# The slowest upload within every limit here takes 0.4 s (a 10 MB progressive JPEG); 2 s of CPU
+# leaves room for slower machines and stays far below the worker timeout (60 s).
+DECODE_CPU_SECONDS = 2.0
+DECODE_CHUNK = 16_384  # bytes fed to the decoder at a time, the budget checked between (4 KiB slowed PNGs 15%)
 
 
-class ImageRejected(ValueError):
-    """An upload that cannot be used; ``status`` is the HTTP code that fits."""
+class BudgetedFile(io.BytesIO):
+    """The upload as a file that refuses to be read further once this thread has spent ``cpu_seconds``.
 
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+    Thread CPU time, not wall time: a busy machine slows every request, and must not make
+    ordinary uploads fail; only the work this decode does counts.
+    """
+
+    def __init__(self, data: bytes, cpu_seconds: float):
+        super().__init__(data)
+        self.deadline = time.thread_time() + cpu_seconds
+        self.cpu_seconds = cpu_seconds
+
+    def read(self, size: int | None = -1) -> bytes:
+        if time.thread_time() > self.deadline:
+            raise ImageRejected(f"the image takes too long to decode (over {self.cpu_seconds:g} s); "
+                                f"send a smaller or simpler picture", 413)
+        return super().read(size)
 
 
 def pixel_limit(fmt: str, max_pixels: int) -> int:
@@ -46,20 +71,24 @@ def check_size(img: Image.Image, max_pixels: int) -> None:
                             f"send a smaller picture", 413)
 
 
-def decode(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int = WORK_SIDE) -> Image.Image:
+def decode(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int = WORK_SIDE,
+           cpu_seconds: float = DECODE_CPU_SECONDS) -> Image.Image:
     """Bytes to an upright PIL image (first frame), at least ``min_side`` a side where the file has that much."""
     if not data:
         raise ImageRejected("the file is empty")
+    if is_jpeg(data):
+        check_jpeg_cost(data)  # before Pillow reads a byte: its JPEG header reader is Python
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(BudgetedFile(data, cpu_seconds))
             if img.format not in ALLOWED_FORMATS:
                 raise ImageRejected(f"{img.format} images are not supported; use JPEG, PNG, WebP or GIF", 415)
             check_size(img, max_pixels)
             img.seek(0)
             if img.format in SCALABLE_FORMATS:
                 img.draft(img.mode, (min_side, min_side))  # decode at 1/2..1/8 scale: far less time and memory
+            img.decodermaxblock = DECODE_CHUNK
             img.load()
             if img.getexif().get(EXIF_ORIENTATION, 1) in (1, None):
                 return img  # upright already (exif_transpose would return a full-size copy)

@@ -22,6 +22,7 @@ digest ties them to the catalog's identity, hyperplanes, version and next id.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..files import remove_stale_temp_files, write_atomically
+from ..files import CannotWrite, remove_stale_temp_files, write_atomically
 from ..hashing import Hasher
 from .arrays import ArraySnapshot, Part, check_codes, check_part, content_digest, part_digest
 from .base import Manifest, NewItems, StoreError, check_name
@@ -77,6 +78,11 @@ def write_segment(path: Path, catalog: str, version: int, kind: str, part: Part,
         digest = part_digest(part)
         os.replace(tmp, path)
         return digest
+    except OSError as exc:  # h5py's own errors included: a full disk, a read-only folder
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, CannotWrite):
+            raise
+        raise CannotWrite(exc.errno or errno.EIO, f"cannot write {path}: {str(exc).splitlines()[0][:200]}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -330,7 +336,11 @@ class Hdf5Store:
         new = {"format": FORMAT, "manifest": manifest.to_dict(), "version": version, "next_id": changes.next_id,
                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "segments": segments,
                "digest": content_digest(manifest, hasher, version, changes.next_id, [s["digest"] for s in segments])}
-        write_atomically(self.manifest_path, (json.dumps(new, indent=1) + "\n").encode())
+        try:
+            write_atomically(self.manifest_path, (json.dumps(new, indent=1) + "\n").encode())
+        except BaseException:
+            (self.folder / name).unlink(missing_ok=True)  # never named by a manifest: the old version stands alone
+            raise
         self._collect_garbage(segments, record["segments"] if record else [])
         return version
 

@@ -1,0 +1,81 @@
+"""Who reads requests when serving starts as root: never root.
+
+The masters keep root (nginx's may bind a port below 1024; both read their configuration)
+and every process that reads a request runs as FASHION16_USER (``nobody`` by default):
+nginx's workers through its ``user`` directive (app/proxy.py), gunicorn's workers by
+switching themselves, with that user's own groups only, once their app is loaded and has
+run each kind of request once (app/warmup.py: a Python installed where only root may read
+it, pyenv in /root, could not import another module after the switch). A worker that then
+cannot read the files requests read (static assets, catalog photos) stops with one line.
+Started as anyone else, everything runs as that user, as before.
+"""
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import Settings, SettingsError
+
+
+@dataclass(frozen=True)
+class Account:
+    """The unprivileged user and group that serve requests."""
+
+    name: str
+    uid: int
+    gid: int
+    group: str
+
+
+def worker_account(settings: Settings) -> Account | None:
+    """FASHION16_USER when this process is root (None otherwise); SettingsError if it is unknown or root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwuid(int(settings.user)) if settings.user.isdigit() else pwd.getpwnam(settings.user)
+    except KeyError:
+        raise SettingsError(f"FASHION16_USER={settings.user}: no such user (started as root, Fashion-16 serves "
+                            f"requests as this user)") from None
+    if entry.pw_uid == 0:
+        raise SettingsError(f"FASHION16_USER={settings.user} is root; name an unprivileged user (default: nobody)")
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = str(entry.pw_gid)
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, group)
+
+
+def become(account: Account) -> None:
+    """Switch this process to ``account`` for good: its groups only, then its group, then the user."""
+    os.initgroups(account.name, account.gid)
+    os.setgid(account.gid)
+    os.setuid(account.uid)
+
+
+def hand_over(folder: Path, account: Account | None) -> None:
+    """Give ``folder`` and what is in it to ``account`` (nginx's workers write their temp files there)."""
+    if account is None:
+        return
+    for path in (folder, *folder.rglob("*")):
+        os.chown(path, account.uid, account.gid, follow_symlinks=False)
+
+
+def files_read_per_request(app) -> list[Path]:
+    """What requests read from disk after boot: the static assets and the photo catalogs' photos."""
+    from .web.service import EXTENSION
+
+    catalogs = app.extensions[EXTENSION].catalogs
+    return [Path(app.static_folder), *(c.root for c in catalogs.values() if c.root is not None)]
+
+
+def unreadable(paths: list[Path]) -> Path | None:
+    """The first of ``paths`` (or of the entries of a folder among them) this process cannot read."""
+    for top in paths:
+        inside = list(top.iterdir()) if top.is_dir() and os.access(top, os.R_OK | os.X_OK) else []
+        for path in (top, *inside):
+            if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+                return path
+    return None
