@@ -7,7 +7,9 @@ never in a gunicorn thread (see deploy/nginx.conf.in and docs/deployment.md).
 
 The supervisor forwards SIGTERM/SIGINT as a graceful stop (nginx first, so nothing new
 arrives, then gunicorn, which finishes its requests), stops the other process when one
-dies, and exits non-zero unless both stopped cleanly because it was asked to stop.
+dies, and exits non-zero unless both stopped cleanly because it was asked to stop. SIGHUP,
+the usual "reload", never stops it: it is passed on, so gunicorn replaces its workers
+gracefully (new ones open the catalogs' latest versions) and nginx rereads its config.
 """
 from __future__ import annotations
 
@@ -81,9 +83,24 @@ class Supervisor:
     def __init__(self, settings: Settings, files: ProxyFiles, nginx: str):
         self.settings, self.files, self.nginx = settings, files, nginx
         self.stops = 0  # stop signals received; a second one makes the shutdown quick
+        self.hangups = 0  # SIGHUPs received and not yet passed on
+        self.children: dict[str, subprocess.Popen] = {}
 
     def on_signal(self, signum: int, frame: object) -> None:
         self.stops += 1
+
+    def on_hangup(self, signum: int, frame: object) -> None:
+        self.hangups += 1
+
+    def pass_on_hangups(self) -> None:
+        """SIGHUP to gunicorn (a graceful reload of its workers) and nginx (its config), from the poll loop."""
+        if not self.hangups:
+            return
+        self.hangups = 0
+        for name, proc in self.children.items():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGHUP)
+        say("reloading: gunicorn replaces its workers gracefully, nginx rereads its config")
 
     def start(self, argv: list[str]) -> subprocess.Popen:
         # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops both in order.
@@ -92,6 +109,7 @@ class Supervisor:
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self.on_hangup)
         gunicorn = nginx = None
         try:
             gunicorn = self.start(gunicorn_argv(self.settings, f"unix:{self.files.gunicorn_socket}",
@@ -106,7 +124,7 @@ class Supervisor:
                     f"unix:{self.files.gunicorn_socket}; what nginx refuses itself is logged in "
                     f"{self.files.run_dir / 'access.log'}")
             children = {"nginx": nginx, "gunicorn": gunicorn}
-            children = {name: proc for name, proc in children.items() if proc is not None}
+            children = self.children = {name: proc for name, proc in children.items() if proc is not None}
             self.wait_for(lambda: any(p.poll() is not None for p in children.values()), None)
             failed = next((name for name, p in children.items() if p.poll() is not None), None)
             return self.stop(children, failed if not self.stops else None)
@@ -124,6 +142,7 @@ class Supervisor:
         while not done() and not self.stops:
             if deadline is not None and time.monotonic() > deadline:
                 return False
+            self.pass_on_hangups()
             time.sleep(POLL_SECONDS)
         return True
 

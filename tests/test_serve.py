@@ -107,3 +107,27 @@ def test_a_taken_port_stops_serve_with_nginxs_reason(store_dir):
                               text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert "Address already in use" in done.stderr and "nginx exited with status 1; stopping" in done.stderr
+
+
+@pytest.mark.serving
+@pytest.mark.parametrize("proxy", [True, False])
+def test_sighup_replaces_the_workers_and_never_stops_the_server(store_dir, tmp_path, proxy):
+    """The usual "reload" signal: new workers (which open the catalogs' latest versions), the same server."""
+    import numpy as np
+    from serving_helpers import wait_for
+
+    from bench.load import search_request
+    from conftest import png_bytes
+
+    log = tmp_path / "serve.log"
+    with deployment(store_dir, log, proxy=proxy, workers=2) as running:
+        before = set(running.workers())
+        running.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: len(set(running.workers()) - before) == 2 and len(running.workers()) == 2, 60), \
+            log.read_text()[-2000:]
+        assert running.process.poll() is None
+        client = HttpClient(running.base_url)
+        assert client.send(request_bytes("GET", "/api/health")).status == 200
+        assert client.send(search_request(png_bytes(np.zeros((28, 28), np.uint8)))).status == 200
+    if proxy:
+        assert "reloading: gunicorn replaces its workers gracefully" in log.read_text()
