@@ -132,7 +132,8 @@ class ThreadWorker(GunicornThreadWorker):
 
     def drop_privileges(self) -> None:
         """Started as root: serve as FASHION16_USER from now on (app/privileges.py), or stop saying why not."""
-        from .privileges import become, files_read_per_request, unreadable, worker_account
+        from .privileges import (become, files_read_per_request, files_written_per_request, unreadable, unwritable,
+                                 worker_account)
         from .warmup import warm_up
 
         account = worker_account(Settings.from_env())
@@ -146,6 +147,12 @@ class ThreadWorker(GunicornThreadWorker):
             self.log.error("Fashion-16 cannot start: started as root, it serves requests as %s (FASHION16_USER), "
                            "who cannot read %s: make it readable to that user, or set FASHION16_USER to one who "
                            "can", account.name, blocked)
+            sys.exit(WORKER_BOOT_ERROR)
+        blocked = unwritable(files_written_per_request(self.wsgi))
+        if blocked is not None:
+            self.log.error("Fashion-16 cannot start: started as root, it serves requests as %s (FASHION16_USER), "
+                           "who cannot write %s, where the admin API (FASHION16_ADMIN_TOKEN) adds photos: give "
+                           "that user the folder, or set FASHION16_USER to one who can", account.name, blocked)
             sys.exit(WORKER_BOOT_ERROR)
         self.log.info("Worker %s serves requests as %s:%s (FASHION16_USER)", self.pid, account.name, account.group)
 

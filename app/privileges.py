@@ -64,18 +64,46 @@ def hand_over(folder: Path, account: Account | None) -> None:
 
 
 def files_read_per_request(app) -> list[Path]:
-    """What requests read from disk after boot: the static assets and the photo catalogs' photos."""
+    """What is read from disk after boot: static assets, photo catalogs' photos, and the stores' folders
+    (where the catalog watcher finds new versions)."""
     from .web.service import EXTENSION
 
-    catalogs = app.extensions[EXTENSION].catalogs
-    return [Path(app.static_folder), *(c.root for c in catalogs.values() if c.root is not None)]
+    catalogs = app.extensions[EXTENSION].catalogs.values()
+    return [Path(app.static_folder), *(c.root for c in catalogs if c.root is not None),
+            *store_folders(catalogs)]
+
+
+def files_written_per_request(app) -> list[Path]:
+    """What the admin API writes (when it is on): the stores' folders and the uploads folders."""
+    from .web.service import EXTENSION
+
+    if app.config["SETTINGS"].admin_token is None:
+        return []
+    catalogs = app.extensions[EXTENSION].catalogs.values()
+    return [*store_folders(catalogs), *(c.uploads for c in catalogs if not c.stores_images)]
+
+
+def store_folders(catalogs) -> list[Path]:
+    return [Path(c.store.folder) for c in catalogs if getattr(c.store, "folder", None) is not None]
+
+
+def unwritable(paths: list[Path]) -> Path | None:
+    """The first of ``paths`` this process could not create files in (a missing one: its nearest parent)."""
+    for path in paths:
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        if not os.access(path, os.W_OK | os.X_OK):
+            return path
+    return None
 
 
 def unreadable(paths: list[Path]) -> Path | None:
     """The first of ``paths`` (or of the entries of a folder among them) this process cannot read."""
     for top in paths:
-        inside = list(top.iterdir()) if top.is_dir() and os.access(top, os.R_OK | os.X_OK) else []
+        if not os.access(top, os.R_OK):  # also when a folder above it cannot be entered
+            return top
+        inside = list(top.iterdir()) if os.path.isdir(top) and os.access(top, os.R_OK | os.X_OK) else []
         for path in (top, *inside):
-            if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+            if not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
                 return path
     return None

@@ -145,6 +145,7 @@ def run_living(settings: Settings, profile: Profile, tmp: Path) -> dict:
     later = spread_pick([f for f in files if f not in added], profile.living_serve_add)
     base = [f for f in files if f not in added and f not in later]
     store_dir = tmp / "living"
+    tmp.chmod(tmp.stat().st_mode | 0o711)  # a server started as root follows new versions as FASHION16_USER
     store = catalog_store(settings.with_(store_dir=store_dir), "photos")
 
     def source(chosen: list[Path]):

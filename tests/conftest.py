@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -24,6 +27,26 @@ from app.settings import ROOT, Settings
 MODELS = ROOT / "models"
 SMALL_FASHION = 2000
 PHOTOS_PER_CATEGORY = 40
+
+
+def reachable_folder(name: str) -> Path:
+    """A temporary folder FASHION16_USER (nobody) can enter: servers the tests start as root serve as that
+    user, whose workers follow new catalog versions there. pytest's own temp folders are root's alone
+    (and a concurrent pytest session resets them so), hence one beside them, removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix=f"fashion16-test-{name}-"))
+    folder.chmod(0o711)
+    _made.append(folder)
+    return folder
+
+
+_made: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_reachable_folders():
+    yield
+    for folder in _made:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +90,7 @@ def store_dir(tmp_path_factory, fashion_model, photo_model, fmnist, catalog_phot
     from app.indexer import build
     from app.sources import FashionMNISTSource, FolderSource
 
-    folder = tmp_path_factory.mktemp("stores")
+    folder = reachable_folder("stores")
     settings = Settings(store_dir=folder)
     build(catalog_store(settings, "fashion-mnist"), fashion_model, FashionMNISTSource(limit=SMALL_FASHION),
           "fashion-mnist")

@@ -125,3 +125,27 @@ def test_nginx_workers_run_as_the_user_named_with_its_own_group():
     assert (account.uid, account.gid) == (daemon.pw_uid, daemon.pw_gid)
     assert user_directive(Settings(user="daemon")) == f"user daemon {account.group};"
     assert user_directive(Settings()) == "user nobody nogroup;"  # Debian has no group "nobody"
+
+
+@pytest.mark.serving
+@as_root
+@pytest.mark.parametrize("admin", [False, True])
+def test_stores_the_worker_user_cannot_follow_stop_serve_with_one_line(store_dir, tmp_path, admin):
+    """Workers read new catalog versions after they switch user, and with the admin API on they write there:
+    a store folder that user cannot read (or, for the admin API, write) stops serve at start, saying so."""
+    private = Path(tempfile.mkdtemp(prefix="fashion16-stores-"))  # mode 0700: root's alone
+    try:
+        shutil.copytree(store_dir / "fashion-mnist", private / "fashion-mnist")
+        if admin:  # readable by the worker user, not writable
+            private.chmod(0o755)
+        extra = {"FASHION16_ADMIN_TOKEN": "t" * 20} if admin else {}
+        env = serve_env(private, free_port(), 1, 1, extra)
+        done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+    finally:
+        shutil.rmtree(private)
+    assert done.returncode != 0
+    [line] = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    says = "who cannot write" if admin else "who cannot read"
+    assert f"serves requests as nobody (FASHION16_USER), {says} {private / 'fashion-mnist'}" in line, line
+    assert "Traceback" not in done.stderr
