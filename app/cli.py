@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .search import DEFAULT_MODE, MODES
+from .search import MODES
 from .settings import ROOT, Settings
 
 CATALOG_HELP = "catalog name: photos, fashion-mnist, or one built from your own folder"
@@ -229,14 +229,35 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_image(path: str) -> bytes:
+    """An image file's bytes; a folder, a missing or unreadable file is one ``error:`` line."""
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{path} is a folder; give one image file (JPEG, PNG, WebP or GIF)")
+    if not file.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read ({exc.strerror})") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from .catalog import open_catalog
-    from .schema import result_json
+    from .imaging.crop import Box
+    from .schema import image_path, result_json
 
     s = settings()
+    data = read_image(args.image)
+    box = Box.parse(args.box) if args.box else None
     catalog = open_catalog(s, args.catalog, store=catalog_store(args, s))
-    result = catalog.search(Path(args.image).read_bytes(), k=args.k, mode=args.mode, max_pixels=s.max_pixels)
-    payload = result_json(catalog, result)
+    if args.category is not None and args.category not in catalog.stocked():
+        raise ValueError(f"--category must be one the {catalog.name} catalog has items in "
+                         f"({', '.join(catalog.stocked())}), got {args.category!r}")
+    result = catalog.search(data, k=args.k, mode=args.mode, max_pixels=s.max_pixels,
+                            categories=[args.category] if args.category else None, box=box)
+    payload = result_json(catalog, result, image_url=image_path(catalog))
+    payload["box"] = str(box) if box and not box.whole else None
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
@@ -295,14 +316,34 @@ def cmd_photo_study(args: argparse.Namespace) -> int:
     return show_and_save(summary(report), report, args.json)
 
 
+BENCH_NEEDS = ("matplotlib", "tensorflow")  # bench/requirements.txt: plots, and Keras beside LiteRT
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """The benchmarks live beside the package (bench/, with their own requirements), not inside it."""
+    import importlib.util
+
     try:
         from bench.__main__ import main as bench_main
     except ImportError as exc:
         raise FileNotFoundError(f"the benchmarks are not part of this installation ({exc}); run them from a "
                                 f"checkout of the repository: `python -m bench --help`") from None
+    asks_help = any(a in ("-h", "--help") for a in args.bench_args)
+    missing = [name for name in BENCH_NEEDS if not asks_help and not module_available(name, importlib.util)]
+    if missing:
+        raise FileNotFoundError(f"the benchmarks need {' and '.join(missing)}, which are not installed; install "
+                                f"them with `{sys.executable} -m pip install -r bench/requirements.txt`")
     return bench_main(args.bench_args, prog="python -m app bench")
+
+
+def module_available(name: str, util) -> bool:
+    """Whether ``import name`` can work, without importing it (TensorFlow takes seconds)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -409,8 +450,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("image", help="JPEG, PNG, WebP or GIF file")
     catalog_args(sp)
     sp.add_argument("--k", type=int, default=20, help="number of results (1-100)")
-    sp.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
-    sp.add_argument("--json", action="store_true", help="print the API's JSON")
+    sp.add_argument("--mode", choices=MODES, help="which categories are searched (default: the catalog's, chosen on "
+                                                 "validation data: soft for photo catalogs)")
+    sp.add_argument("--category", help="search only this category (one the catalog has items in)")
+    sp.add_argument("--box", metavar="X,Y,W,H", help="search only this part of the picture: fractions (0-1) of its "
+                                                     "width and height, e.g. 0.1,0.2,0.5,0.6")
+    sp.add_argument("--json", action="store_true", help="print the API's JSON (image_url: the item's path on a "
+                                                        "server serving this catalog)")
 
     sp = add("evaluate", cmd_evaluate, "precision@20, LSH and item recall, accuracy and query time on held-out "
                                        "queries")
