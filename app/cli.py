@@ -18,6 +18,17 @@ from .settings import ROOT, Settings
 CATALOG_HELP = "catalog name: photos, fashion-mnist, or one built from your own folder"
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 epochs or 0 queries is a mistake, not a request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def settings() -> Settings:
     return Settings.from_env()
 
@@ -391,10 +402,10 @@ def parser() -> argparse.ArgumentParser:
                     help="photos: fine-tune ImageNet MobileNetV2 on the clothing photos (about 35 min on 2 cores); "
                          "fashion-mnist: the paper's CNN (about 18 min)")
     sp.add_argument("--out", help="model file to write (default: models/photos.keras or models/fashion16.keras)")
-    sp.add_argument("--epochs", type=int, help="default 15 (photos), 20 (fashion-mnist), 5 (vgg16)")
-    sp.add_argument("--batch-size", type=int, help="default 32 (photos), 128 (fashion-mnist), 32 (vgg16)")
+    sp.add_argument("--epochs", type=positive_int, help="default 15 (photos), 20 (fashion-mnist), 5 (vgg16)")
+    sp.add_argument("--batch-size", type=positive_int, help="default 32 (photos), 128 (fashion-mnist), 32 (vgg16)")
     sp.add_argument("--seed", type=int, help="default 16")
-    sp.add_argument("--limit", type=int, help="train on N images only: a quick check of the whole run, "
+    sp.add_argument("--limit", type=positive_int, help="train on N images only: a quick check of the whole run, "
                                               "not a model to serve")
     sp.add_argument("--weights", help="photos: torchvision's mobilenet_v2-b0353104.pth (default: the cache, "
                                       "else downloaded)")
@@ -419,8 +430,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", help="model name in models/ or a file (default: the catalog's, photos for folders)")
     sp.add_argument("--bits", type=int, default=256, help="code length, a multiple of 32 in 32-1024")
     sp.add_argument("--seed", type=int, default=0, help="seed of the random hyperplanes")
-    sp.add_argument("--threads", type=int, default=2, help="inference threads while indexing")
-    sp.add_argument("--limit", type=int, help="index only N pictures spread over the source (a quick check)")
+    sp.add_argument("--threads", type=positive_int, default=2, help="inference threads while indexing")
+    sp.add_argument("--limit", type=positive_int, help="index only N pictures spread over the source (a quick check)")
     sp.add_argument("--strict", action="store_true",
                     help="refuse photos in folders that are not categories of the model (default: file them by "
                          "the model's guess, and say so)")
@@ -428,7 +439,7 @@ def parser() -> argparse.ArgumentParser:
                                    "ones are run through the model; one new version", isub)
     catalog_args(sp)
     sp.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders")
-    sp.add_argument("--threads", type=int, default=2, help="inference threads while indexing")
+    sp.add_argument("--threads", type=positive_int, default=2, help="inference threads while indexing")
     sp = add("remove", cmd_index_remove, "remove items by id or by photo path (a folder: everything under it); "
                                          "one new version", isub)
     catalog_args(sp)
@@ -449,7 +460,7 @@ def parser() -> argparse.ArgumentParser:
     sp = add("search", cmd_search, "search a catalog with an image file")
     sp.add_argument("image", help="JPEG, PNG, WebP or GIF file")
     catalog_args(sp)
-    sp.add_argument("--k", type=int, default=20, help="number of results (1-100)")
+    sp.add_argument("--k", type=positive_int, default=20, help="number of results (1-100)")
     sp.add_argument("--mode", choices=MODES, help="which categories are searched (default: the catalog's, chosen on "
                                                  "validation data: soft for photo catalogs)")
     sp.add_argument("--category", help="search only this category (one the catalog has items in)")
@@ -464,8 +475,8 @@ def parser() -> argparse.ArgumentParser:
                     help="photos: the 372 test photos against train + validation; fashion-mnist: the paper's "
                          "10k test images against the 60k gallery")
     sp.add_argument("--json", metavar="PATH", help="write the report here")
-    sp.add_argument("--k", type=int, default=20)
-    sp.add_argument("--limit", type=int, help="use only the first N queries")
+    sp.add_argument("--k", type=positive_int, default=20)
+    sp.add_argument("--limit", type=positive_int, help="use only the first N queries")
     sp.add_argument("--seed", type=int, default=0, help="photos: seed of the phone-like perturbations")
 
     sp = add("photo-study", cmd_photo_study,
@@ -479,7 +490,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = add("serve", cmd_serve, "serve the web app and API: nginx in front of gunicorn (settings: FASHION16_*)")
     sp.add_argument("--bind", help="HOST:PORT to listen on (default: $FASHION16_BIND, else 0.0.0.0:$PORT or 8000)")
-    sp.add_argument("--workers", type=int, help="gunicorn workers (default: $FASHION16_WORKERS, else one per CPU)")
+    sp.add_argument("--workers", type=positive_int, help="gunicorn workers (default: $FASHION16_WORKERS, else one per CPU)")
     sp.add_argument("--no-proxy", action="store_true", help="gunicorn alone, without nginx in front")
     return p
 

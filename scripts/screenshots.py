@@ -5,7 +5,8 @@
 Needs the built stores (`python -m app index ensure`), Chromium and the dev requirements
 (`DEV=1 bash scripts/setup.sh`). Serves the app from this process on a free port, uploads a
 photo from datasets/clothing-photos/test/ (never in the catalog) as a person would, and saves
-home, results and item pages, plus the paper's demo, as PNGs of at most 400 kB each. Also
+home, results and item pages, plus the paper's demo (with a colour photo searched in it) and the
+API page, as PNGs of at most 400 kB each. Also
 prints axe-core's serious and critical violations of each page (there should be none).
 """
 from __future__ import annotations
@@ -100,6 +101,13 @@ def main() -> int:
                 shot("item")
                 driver.get(base + "/?catalog=fashion-mnist")
                 shot("demo")
+                driver.find_element(By.ID, "image").send_keys(str(photo))
+                wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-preview]").is_displayed())
+                driver.find_element(By.CSS_SELECTOR, "[data-submit]").click()
+                wait(driver).until(lambda d: "/results/" in d.current_url and d.find_elements(By.CSS_SELECTOR, ".tile"))
+                shot("demo-results")
+                driver.get(base + "/api/docs")
+                shot("api-docs")
         finally:
             driver.quit()
             httpd.shutdown()

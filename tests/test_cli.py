@@ -348,3 +348,12 @@ def test_unknown_catalog_for_evaluate_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as done:
         main(["evaluate", "--catalog", "shop"])
     assert done.value.code == 2 and "invalid choice: 'shop'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [("evaluate", "--limit", "0"), ("train", "--epochs", "0"), ("search", "x.jpg", "--k", "-1"),
+                                  ("index", "build", "--threads", "two")])
+def test_counts_that_cannot_be_are_refused_by_argparse(capsys, args):
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and re.search(r"error: argument --\w+: must be (at least 1|a whole number)", err)

@@ -5,7 +5,10 @@ Its OpenAPI document (app/web/openapi.py) is served at /api/openapi.json and as 
 """
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, jsonify, render_template
+from markupsafe import Markup, escape
 
 from ..schema import health_json
 from . import openapi
@@ -14,6 +17,13 @@ from .searching import load_saved, results_url, save, search_upload, to_json
 from .service import catalogs
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+@bp.app_template_filter("code_spans")
+def code_spans(text: str) -> Markup:
+    """The document's `code` spans (Markdown, as OpenAPI descriptions are written) as <code>, the rest escaped."""
+    return Markup(CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(text))))
 
 
 def with_address(body: dict, search_id: str | None, catalog, mode: str, category: list[str] | None) -> dict:

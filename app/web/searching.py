@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from flask import current_app, request, url_for
+from flask import current_app, url_for
 from PIL import Image
 from werkzeug.exceptions import Gone, NotFound
 
@@ -125,11 +125,6 @@ def more_like(catalog: Catalog, item_id: int, k: int, mode: str, categories: lis
         return catalog.more_like(item_id, k=k, mode=mode, categories=categories)
     except KeyError:
         raise NotFound(f"there is no item {item_id} in the {catalog.name} catalog") from None
-
-
-def wants_external() -> bool:
-    """API answers carry absolute URLs; pages link with paths."""
-    return request.path.startswith("/api/")
 
 
 __all__ = ["Hit", "Searched", "image_urls", "item_url", "load_saved", "more_like", "results_url", "save",
