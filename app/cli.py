@@ -490,7 +490,8 @@ def parser() -> argparse.ArgumentParser:
 
     sp = add("serve", cmd_serve, "serve the web app and API: nginx in front of gunicorn (settings: FASHION16_*)")
     sp.add_argument("--bind", help="HOST:PORT to listen on (default: $FASHION16_BIND, else 0.0.0.0:$PORT or 8000)")
-    sp.add_argument("--workers", type=positive_int, help="gunicorn workers (default: $FASHION16_WORKERS, else one per CPU)")
+    sp.add_argument("--workers", type=positive_int,
+                    help="gunicorn workers (default: $FASHION16_WORKERS, else one per CPU)")
     sp.add_argument("--no-proxy", action="store_true", help="gunicorn alone, without nginx in front")
     return p
 

@@ -25,8 +25,8 @@ from browser_helpers import AXE, SIZES, axe_violations, chromium, have_chromium,
     use_size, wait
 
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium and chromium-driver "
-                                 "(/usr/bin/chromium, /usr/bin/chromedriver): apt-get install chromium chromium-driver")]
+              pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium and chromium-driver (/usr/bin/"
+                                 "chromium, /usr/bin/chromedriver): apt-get install chromium chromium-driver")]
 UPLOAD_LIMIT = 600 * 1024  # what a 12-megapixel photo may cost a phone on the way up
 
 

@@ -123,7 +123,8 @@ def test_search_one_category_and_one_part_of_the_picture(capsys, env_stores, que
     code, _, err = run(capsys, "search", path, "--category", "Socks")
     assert code == 2 and err.startswith("error: --category must be one the photos catalog has items in (Dress,")
     code, _, err = run(capsys, "search", path, "--box", "0,0,2,1")
-    assert code == 2 and err.strip() == "error: box must lie inside the picture (x + w and y + h at most 1); got '0,0,2,1'"
+    assert code == 2 and err.strip() == ("error: box must lie inside the picture (x + w and y + h at most 1); "
+                                         "got '0,0,2,1'")
 
 
 @pytest.mark.parametrize("make, says", [
@@ -350,8 +351,8 @@ def test_unknown_catalog_for_evaluate_is_refused_by_argparse(capsys):
     assert done.value.code == 2 and "invalid choice: 'shop'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [("evaluate", "--limit", "0"), ("train", "--epochs", "0"), ("search", "x.jpg", "--k", "-1"),
-                                  ("index", "build", "--threads", "two")])
+@pytest.mark.parametrize("args", [("evaluate", "--limit", "0"), ("train", "--epochs", "0"),
+                                  ("search", "x.jpg", "--k", "-1"), ("index", "build", "--threads", "two")])
 def test_counts_that_cannot_be_are_refused_by_argparse(capsys, args):
     with pytest.raises(SystemExit) as done:
         main(list(args))
