@@ -12,10 +12,21 @@ import json
 import sys
 from pathlib import Path
 
-from .search import DEFAULT_MODE, MODES
+from .search import MODES
 from .settings import ROOT, Settings
 
 CATALOG_HELP = "catalog name: photos, fashion-mnist, or one built from your own folder"
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 epochs or 0 queries is a mistake, not a request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def settings() -> Settings:
@@ -229,14 +240,35 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_image(path: str) -> bytes:
+    """An image file's bytes; a folder, a missing or unreadable file is one ``error:`` line."""
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{path} is a folder; give one image file (JPEG, PNG, WebP or GIF)")
+    if not file.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read ({exc.strerror})") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from .catalog import open_catalog
-    from .schema import result_json
+    from .imaging.crop import Box
+    from .schema import image_path, result_json
 
     s = settings()
+    data = read_image(args.image)
+    box = Box.parse(args.box) if args.box else None
     catalog = open_catalog(s, args.catalog, store=catalog_store(args, s))
-    result = catalog.search(Path(args.image).read_bytes(), k=args.k, mode=args.mode, max_pixels=s.max_pixels)
-    payload = result_json(catalog, result)
+    if args.category is not None and args.category not in catalog.stocked():
+        raise ValueError(f"--category must be one the {catalog.name} catalog has items in "
+                         f"({', '.join(catalog.stocked())}), got {args.category!r}")
+    result = catalog.search(data, k=args.k, mode=args.mode, max_pixels=s.max_pixels,
+                            categories=[args.category] if args.category else None, box=box)
+    payload = result_json(catalog, result, image_url=image_path(catalog))
+    payload["box"] = str(box) if box and not box.whole else None
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
@@ -295,14 +327,34 @@ def cmd_photo_study(args: argparse.Namespace) -> int:
     return show_and_save(summary(report), report, args.json)
 
 
+BENCH_NEEDS = ("matplotlib", "tensorflow")  # bench/requirements.txt: plots, and Keras beside LiteRT
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """The benchmarks live beside the package (bench/, with their own requirements), not inside it."""
+    import importlib.util
+
     try:
         from bench.__main__ import main as bench_main
     except ImportError as exc:
         raise FileNotFoundError(f"the benchmarks are not part of this installation ({exc}); run them from a "
                                 f"checkout of the repository: `python -m bench --help`") from None
+    asks_help = any(a in ("-h", "--help") for a in args.bench_args)
+    missing = [name for name in BENCH_NEEDS if not asks_help and not module_available(name, importlib.util)]
+    if missing:
+        raise FileNotFoundError(f"the benchmarks need {' and '.join(missing)}, which are not installed; install "
+                                f"them with `{sys.executable} -m pip install -r bench/requirements.txt`")
     return bench_main(args.bench_args, prog="python -m app bench")
+
+
+def module_available(name: str, util) -> bool:
+    """Whether ``import name`` can work, without importing it (TensorFlow takes seconds)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -350,10 +402,10 @@ def parser() -> argparse.ArgumentParser:
                     help="photos: fine-tune ImageNet MobileNetV2 on the clothing photos (about 35 min on 2 cores); "
                          "fashion-mnist: the paper's CNN (about 18 min)")
     sp.add_argument("--out", help="model file to write (default: models/photos.keras or models/fashion16.keras)")
-    sp.add_argument("--epochs", type=int, help="default 15 (photos), 20 (fashion-mnist), 5 (vgg16)")
-    sp.add_argument("--batch-size", type=int, help="default 32 (photos), 128 (fashion-mnist), 32 (vgg16)")
+    sp.add_argument("--epochs", type=positive_int, help="default 15 (photos), 20 (fashion-mnist), 5 (vgg16)")
+    sp.add_argument("--batch-size", type=positive_int, help="default 32 (photos), 128 (fashion-mnist), 32 (vgg16)")
     sp.add_argument("--seed", type=int, help="default 16")
-    sp.add_argument("--limit", type=int, help="train on N images only: a quick check of the whole run, "
+    sp.add_argument("--limit", type=positive_int, help="train on N images only: a quick check of the whole run, "
                                               "not a model to serve")
     sp.add_argument("--weights", help="photos: torchvision's mobilenet_v2-b0353104.pth (default: the cache, "
                                       "else downloaded)")
@@ -378,8 +430,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", help="model name in models/ or a file (default: the catalog's, photos for folders)")
     sp.add_argument("--bits", type=int, default=256, help="code length, a multiple of 32 in 32-1024")
     sp.add_argument("--seed", type=int, default=0, help="seed of the random hyperplanes")
-    sp.add_argument("--threads", type=int, default=2, help="inference threads while indexing")
-    sp.add_argument("--limit", type=int, help="index only N pictures spread over the source (a quick check)")
+    sp.add_argument("--threads", type=positive_int, default=2, help="inference threads while indexing")
+    sp.add_argument("--limit", type=positive_int, help="index only N pictures spread over the source (a quick check)")
     sp.add_argument("--strict", action="store_true",
                     help="refuse photos in folders that are not categories of the model (default: file them by "
                          "the model's guess, and say so)")
@@ -387,7 +439,7 @@ def parser() -> argparse.ArgumentParser:
                                    "ones are run through the model; one new version", isub)
     catalog_args(sp)
     sp.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders")
-    sp.add_argument("--threads", type=int, default=2, help="inference threads while indexing")
+    sp.add_argument("--threads", type=positive_int, default=2, help="inference threads while indexing")
     sp = add("remove", cmd_index_remove, "remove items by id or by photo path (a folder: everything under it); "
                                          "one new version", isub)
     catalog_args(sp)
@@ -408,9 +460,14 @@ def parser() -> argparse.ArgumentParser:
     sp = add("search", cmd_search, "search a catalog with an image file")
     sp.add_argument("image", help="JPEG, PNG, WebP or GIF file")
     catalog_args(sp)
-    sp.add_argument("--k", type=int, default=20, help="number of results (1-100)")
-    sp.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
-    sp.add_argument("--json", action="store_true", help="print the API's JSON")
+    sp.add_argument("--k", type=positive_int, default=20, help="number of results (1-100)")
+    sp.add_argument("--mode", choices=MODES, help="which categories are searched (default: the catalog's, chosen on "
+                                                 "validation data: soft for photo catalogs)")
+    sp.add_argument("--category", help="search only this category (one the catalog has items in)")
+    sp.add_argument("--box", metavar="X,Y,W,H", help="search only this part of the picture: fractions (0-1) of its "
+                                                     "width and height, e.g. 0.1,0.2,0.5,0.6")
+    sp.add_argument("--json", action="store_true", help="print the API's JSON (image_url: the item's path on a "
+                                                        "server serving this catalog)")
 
     sp = add("evaluate", cmd_evaluate, "precision@20, LSH and item recall, accuracy and query time on held-out "
                                        "queries")
@@ -418,8 +475,8 @@ def parser() -> argparse.ArgumentParser:
                     help="photos: the 372 test photos against train + validation; fashion-mnist: the paper's "
                          "10k test images against the 60k gallery")
     sp.add_argument("--json", metavar="PATH", help="write the report here")
-    sp.add_argument("--k", type=int, default=20)
-    sp.add_argument("--limit", type=int, help="use only the first N queries")
+    sp.add_argument("--k", type=positive_int, default=20)
+    sp.add_argument("--limit", type=positive_int, help="use only the first N queries")
     sp.add_argument("--seed", type=int, default=0, help="photos: seed of the phone-like perturbations")
 
     sp = add("photo-study", cmd_photo_study,
@@ -433,7 +490,8 @@ def parser() -> argparse.ArgumentParser:
 
     sp = add("serve", cmd_serve, "serve the web app and API: nginx in front of gunicorn (settings: FASHION16_*)")
     sp.add_argument("--bind", help="HOST:PORT to listen on (default: $FASHION16_BIND, else 0.0.0.0:$PORT or 8000)")
-    sp.add_argument("--workers", type=int, help="gunicorn workers (default: $FASHION16_WORKERS, else one per CPU)")
+    sp.add_argument("--workers", type=positive_int,
+                    help="gunicorn workers (default: $FASHION16_WORKERS, else one per CPU)")
     sp.add_argument("--no-proxy", action="store_true", help="gunicorn alone, without nginx in front")
     return p
 

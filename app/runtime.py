@@ -13,6 +13,7 @@ records it and refuses any other model.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -60,9 +61,12 @@ class InferenceModel:
         """A decoded picture (or a stored catalog array) as this model's input."""
         return model_input(image, self.input_shape)
 
-    def decode(self, data: bytes, max_pixels: int) -> Image.Image:
-        """Upload bytes to a picture, decoding no more pixels than this model and the page need."""
-        return decode(data, max_pixels, min_side=decode_side(self.input_shape))
+    def decode(self, data: bytes, max_pixels: int, zoom: float = 1.0) -> Image.Image:
+        """Upload bytes to a picture, decoding no more pixels than this model and the page need.
+
+        ``zoom`` > 1 keeps that many times more pixels a side, for a crop of part of the picture.
+        """
+        return decode(data, max_pixels, min_side=math.ceil(decode_side(self.input_shape) * max(zoom, 1.0)))
 
     def forward_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, embedding) of one prepared input: the per-query hot path."""

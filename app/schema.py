@@ -7,6 +7,12 @@ from .catalog import Catalog, Catalogs
 from .search import MAX_K, MODES, Hit, SearchResult
 
 ImageUrl = Callable[[Hit], str]
+IMAGE_PATH = "/images/{catalog}/{id}?v={hash}"  # where a server serving the catalog shows an item's picture
+
+
+def image_path(catalog: Catalog) -> ImageUrl:
+    """Image URLs as paths on a server serving ``catalog`` (what ``search --json`` gives: it has no server)."""
+    return lambda hit: IMAGE_PATH.format(catalog=catalog.name, id=hit.id, hash=hit.hash)
 
 
 def hit_json(catalog: Catalog, hit: Hit, image_url: ImageUrl | None = None) -> dict:
@@ -39,6 +45,7 @@ def result_json(catalog: Catalog, result: SearchResult, image_url: ImageUrl | No
         "category": {"name": names[result.category], "probability": round(float(result.probabilities.max()), 4)},
         "top_categories": [{"name": names[c], "probability": round(p, 4)} for c, p in result.top_categories(3)],
         "searched_categories": [names[c] for c in result.searched],
+        "category_filter": names[result.searched[0]] if result.chosen and len(result.searched) == 1 else None,
         "results_category": names[result.hits[0].category] if result.hits else None,
         "note": routing_note(catalog, result),
         "results": [hit_json(catalog, hit, image_url) for hit in result.hits],
@@ -51,6 +58,7 @@ def catalog_json(catalog: Catalog) -> dict:
     m = catalog.snapshot.manifest
     return {
         "name": catalog.name, "title": catalog.title, "version": catalog.version, "items": len(catalog),
+        "demo": catalog.demo, "default_mode": catalog.default_mode,
         "categories": [{"name": name, "items": int(n)} for name, n in zip(catalog.class_names, catalog.counts())],
         "model": {"name": catalog.model.name, "file": catalog.model.path.name, "sha256": catalog.model.sha256,
                   "runtime": catalog.model.runtime, "input": list(catalog.model.input_shape)},

@@ -13,6 +13,10 @@ other category (and says so), never with nothing. In every mode the store's Hamm
 picks ``candidates`` items per scanned library and their stored embeddings re-rank them by
 exact cosine, the similarity users see. The engine takes the model's outputs and a store
 snapshot (app/stores/), never images or rows: the catalog (app/catalog.py) runs the model.
+
+A caller may also name the categories to search (``categories=[c]``): a shopper who sees
+a shirt taken for a T-shirt re-runs the same query in Shirt, whatever the mode says. Only
+categories the catalog has items in can be named.
 """
 from __future__ import annotations
 
@@ -75,6 +79,8 @@ class SearchResult:
     hits: list[Hit]
     routing: np.ndarray        # probabilities over the categories that have items (what routing used)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    chosen: bool = False       # the caller named the categories searched (the mode did not route)
+    embedding: np.ndarray | None = None  # the query's embedding: with ``probabilities``, all a search again needs
 
     @property
     def category(self) -> int:
@@ -119,21 +125,28 @@ class SearchEngine:
         return [c for c in order[: self.soft.max_categories] if routing[c] >= self.soft.min_probability] or order[:1]
 
     def search(self, snapshot: Snapshot, probs: np.ndarray, emb: np.ndarray, k: int = DEFAULT_K,
-               mode: str = DEFAULT_MODE, exclude: Collection[int] = ()) -> SearchResult:
-        """Hash, scan and re-rank one query's model outputs; ``exclude`` keeps those ids out of the hits."""
+               mode: str = DEFAULT_MODE, exclude: Collection[int] = (),
+               categories: Collection[int] | None = None) -> SearchResult:
+        """Hash, scan and re-rank one query's model outputs; ``exclude`` keeps those ids out of the hits.
+
+        ``categories`` (indices) replaces the mode's routing: exactly those libraries are
+        scanned and their items ranked together by cosine. ValueError names a category the
+        catalog has no items in.
+        """
         check_query(k, mode)
+        counts = snapshot.counts()
+        chosen = None if categories is None else check_categories(categories, counts, snapshot.manifest.class_names)
         t0 = time.perf_counter()
         code = snapshot.hasher.hash(emb)[0]
         t1 = time.perf_counter()
-        counts = snapshot.counts()
         routing = routing_probabilities(probs, counts)
-        searched = self.categories_to_search(routing, mode)
+        searched = self.categories_to_search(routing, mode) if chosen is None else chosen
         found = snapshot.candidates(code, searched, max(self.candidates, k + len(exclude)))
         t2 = time.perf_counter()
         if exclude and len(found):
             found = found.take(np.flatnonzero(~np.isin(found.ids, np.fromiter(exclude, np.int64))))
         sims = cosine_similarity(emb, found.embeddings)
-        if mode == "soft" and searched and len(searched) > 1 and len(found):
+        if chosen is None and mode == "soft" and searched and len(searched) > 1 and len(found):
             keep = np.flatnonzero(found.categories == self._best_supported(routing, sims, found, searched))
             found, sims = found.take(keep), sims[keep]
         hits = top_hits(found, sims, k)
@@ -143,13 +156,28 @@ class SearchEngine:
         if searched is None:
             searched = [int(c) for c in np.flatnonzero(counts)]
         return SearchResult(snapshot.manifest.catalog, snapshot.version, mode, np.asarray(probs), searched, hits,
-                            routing, timings)
+                            routing, timings, chosen=chosen is not None,
+                            embedding=np.asarray(emb))
 
     def _best_supported(self, routing: np.ndarray, sims: np.ndarray, found: Items, searched: list[int]) -> int:
         """The searched category with the best mix of classifier belief and closest catalog match."""
         best = [sims[found.categories == c].max(initial=0.0) for c in searched]
         scores = np.log(np.maximum(routing[searched], 1e-12)) + self.soft.evidence_weight * np.asarray(best)
         return searched[int(np.argmax(scores))]
+
+
+def check_categories(categories: Collection[int], counts: np.ndarray, names: tuple[str, ...]) -> list[int]:
+    """Named categories as sorted unique indices; ValueError for none, or for one without items."""
+    chosen = sorted({int(c) for c in categories})
+    if not chosen:
+        raise ValueError("name at least one category to search")
+    for c in chosen:
+        if not 0 <= c < len(counts):
+            raise ValueError(f"there is no category {c}; there are {len(counts)}")
+        if counts[c] == 0:
+            stocked = ", ".join(n for n, m in zip(names, counts) if m > 0)
+            raise ValueError(f"this catalog has no {names[c]} items; it has {stocked}")
+    return chosen
 
 
 def top_hits(found: Items, sims: np.ndarray, k: int) -> list[Hit]:

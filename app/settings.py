@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,12 @@ DEFAULT_CATALOG = "photos"
 # thread per worker only fights them for the same cores (issue 16, 2 workers x 2 threads
 # saturated: 94.7 searches/s and a 34 ms median with one BLAS thread, 41.0 and 85 ms with two).
 WORKER_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def default_results_dir() -> Path:
+    """Saved searches live in the temporary folder, one per user (containers may write only there)."""
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"fashion16-results-{user}"
 
 
 class SettingsError(ValueError):
@@ -47,6 +54,11 @@ class Settings:
     max_upload_mb: float = 10.0
     max_pixels: int = 40_000_000
     inference_threads: int = 1              # per worker; workers already spread requests over the CPUs
+    # saved searches: results URLs that reload and can be shared (app/saved_searches.py)
+    results: bool = True
+    results_dir: Path = field(default_factory=default_results_dir)
+    results_ttl_hours: float = 24.0
+    results_max_mb: float = 200.0
     # gunicorn
     bind: str = "0.0.0.0:8000"
     workers: int = field(default_factory=cpu_count)
@@ -87,6 +99,10 @@ class Settings:
             max_upload_mb=read.positive("FASHION16_MAX_UPLOAD_MB", cls.max_upload_mb, float),
             max_pixels=read.positive("FASHION16_MAX_PIXELS", cls.max_pixels, int),
             inference_threads=read.positive("FASHION16_INFERENCE_THREADS", cls.inference_threads, int),
+            results=read.flag("FASHION16_RESULTS", True),
+            results_dir=read.path("FASHION16_RESULTS_DIR", default_results_dir()),
+            results_ttl_hours=read.positive("FASHION16_RESULTS_TTL_HOURS", cls.results_ttl_hours, float),
+            results_max_mb=read.positive("FASHION16_RESULTS_MAX_MB", cls.results_max_mb, float),
             bind=read.bind(),
             workers=read.positive("FASHION16_WORKERS", 0, int) or read.positive("WEB_CONCURRENCY", cpu_count(), int),
             threads=read.positive("FASHION16_THREADS", cls.threads, int),

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what Fashion-16 needs on Debian/Ubuntu: system packages (only those missing)
 # and the Python packages in .venv. Safe to run again. TRAIN=1 adds TensorFlow (training, conversion);
-# DEV=1 adds everything the tests and benchmarks need (TensorFlow, pytest, Selenium, Chromium).
+# DEV=1 adds everything the tests and benchmarks need (TensorFlow, pytest, Selenium, Chromium, and
+# axe-core from npm: the accessibility checker the browser tests inject, pinned in package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(dataset-fashion-mnist nginx)  # nginx: the reverse proxy of `python -m app serve`
 [ "${DEV:-0}" = 1 ] && packages+=(chromium chromium-driver)
+[ "${DEV:-0}" = 1 ] && ! command -v npm >/dev/null && packages+=(nodejs npm)
 # A python3 from elsewhere (pyenv, python.org) is fine: apt's is needed only when none can make a venv.
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3 python3-venv)
 missing=()
@@ -27,3 +29,7 @@ requirements=requirements.txt
 echo "==> pip install -r $requirements (into .venv)"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r "$requirements"
+if [ "${DEV:-0}" = 1 ]; then
+  echo "==> npm ci (axe-core, for the browser tests)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -101,8 +101,9 @@ def store_dir(tmp_path_factory, fashion_model, photo_model, fmnist, catalog_phot
 
 
 @pytest.fixture(scope="session")
-def settings(store_dir) -> Settings:
-    return Settings(store_dir=store_dir, workers=1)
+def settings(store_dir, tmp_path_factory) -> Settings:
+    """The small stores; saved searches (results addresses) in a folder of this session's."""
+    return Settings(store_dir=store_dir, workers=1, results_dir=tmp_path_factory.mktemp("saved-searches"))
 
 
 @pytest.fixture(scope="session")

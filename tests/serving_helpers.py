@@ -89,6 +89,7 @@ def deployment(store_dir: Path, log: Path, proxy: bool = True, workers: int = 1,
                env: dict[str, str] | None = None) -> Iterator[Deployment]:
     """`python -m app serve` on a free port until the block ends; then SIGTERM, and it must exit 0."""
     argv = SERVE + ([] if proxy else ["--no-proxy"])
+    env = {"FASHION16_RESULTS_DIR": str(log.parent / "saved-searches"), **(env or {})}  # not the shared default
     with running(argv, serve_env(store_dir, "{port}", workers, threads, env), log, seconds=60) as server:
         yield Deployment(server, proxy)
 

@@ -55,10 +55,10 @@ def catalog_of(model, store: Store, emb: np.ndarray, labels: np.ndarray, categor
     return catalog
 
 
-def copy_catalog(source: Store, dest: Store, **manifest_changes) -> Store:
-    """``source``'s latest items, ids and all, as a new store (its manifest changed as given)."""
+def copy_catalog(source: Store, dest: Store, ids: np.ndarray | None = None, **manifest_changes) -> Store:
+    """``source``'s latest items (or those ``ids``), ids and all, as a new store (its manifest changed as given)."""
     snap = source.snapshot()
-    got = snap.items(snap.ids())
+    got = snap.items(snap.ids() if ids is None else ids)
     writer = dest.rebuild(snap.manifest.with_(**{"catalog": dest.catalog, **manifest_changes}),
                           next_id=snap.next_id)
     images = np.stack([snap.image(int(i)) for i in got.ids]) if snap.stores_images else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -104,8 +105,43 @@ def test_search_json(capsys, env_stores, fmnist, query_photo, tmp_path, catalog,
     assert {r["category"] for r in payload["results"]} <= set(payload["searched_categories"])
     if catalog == "photos":
         assert payload["category"]["name"] == "Shoes" and all("path" in r for r in payload["results"])
+    for r in payload["results"]:  # the API's shape: the item's picture on a server serving this catalog
+        assert re.fullmatch(f"/images/{catalog}/{r['id']}\\?v=[0-9a-f]{{16}}", r["image_url"])
+    assert payload["box"] is None and payload["category_filter"] is None
     code, out, _ = run(capsys, "search", path, "--catalog", catalog, "--k", 3)
     assert code == 0 and out.count(" similarity ") == 3 and "timings (ms)" in out
+
+
+def test_search_one_category_and_one_part_of_the_picture(capsys, env_stores, query_photo, tmp_path):
+    path = tmp_path / "shoes.jpg"
+    path.write_bytes(query_photo)
+    code, out, _ = run(capsys, "search", path, "--json", "--category", "Hat", "--box", "0.25,0,0.5,1", "--k", 4)
+    payload = json.loads(out)
+    assert code == 0 and payload["mode"] == "soft"  # the photo catalog's default, from its model card
+    assert payload["category_filter"] == "Hat" and {r["category"] for r in payload["results"]} == {"Hat"}
+    assert payload["box"] == "0.25,0,0.5,1"
+    code, _, err = run(capsys, "search", path, "--category", "Socks")
+    assert code == 2 and err.startswith("error: --category must be one the photos catalog has items in (Dress,")
+    code, _, err = run(capsys, "search", path, "--box", "0,0,2,1")
+    assert code == 2 and err.strip() == ("error: box must lie inside the picture (x + w and y + h at most 1); "
+                                         "got '0,0,2,1'")
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda d: d, "is a folder; give one image file"),
+    (lambda d: d / "missing.jpg", "missing.jpg: no such file"),
+    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "the file is not an image"),
+])
+def test_search_mistakes_are_one_error_line(capsys, env_stores, tmp_path, make, says):
+    code, out, err = run(capsys, "search", make(tmp_path))
+    assert code == 2 and not out and err.count("\n") == 1 and err.startswith("error: ") and says in err
+
+
+def test_bench_without_its_requirements_is_one_line_naming_the_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
+    code, _, err = run(capsys, "bench", "--quick")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: the benchmarks need matplotlib") and "-m pip install -r bench/requirements.txt" in err
 
 
 @pytest.mark.parametrize("command", [("index", "info"), ("search", "query.png"), ("index", "verify"),
@@ -282,6 +318,8 @@ def test_train_photos_quick_run(capsys, tmp_path):
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["images"] == 40 and card["weights"]["sha256"].startswith("b0353104")
     assert card["class_names"][3] == "Outerwear" and len(card["confusion_matrix_test"]) == 10
+    assert card["default_mode"] == ("soft" if card["soft_routing_tuning"]["precision_soft"] >
+                                    card["soft_routing_tuning"]["precision_routed"] else "routed")
     model = LiteRTModel(out.with_suffix(".tflite"))
     assert model.input_shape == (192, 192, 3) and model.embedding_dim == 2560  # tuned and ImageNet features
     assert out.with_name("photos_history.png").is_file()
@@ -311,3 +349,12 @@ def test_unknown_catalog_for_evaluate_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as done:
         main(["evaluate", "--catalog", "shop"])
     assert done.value.code == 2 and "invalid choice: 'shop'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [("evaluate", "--limit", "0"), ("train", "--epochs", "0"),
+                                  ("search", "x.jpg", "--k", "-1"), ("index", "build", "--threads", "two")])
+def test_counts_that_cannot_be_are_refused_by_argparse(capsys, args):
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and re.search(r"error: argument --\w+: must be (at least 1|a whole number)", err)

@@ -33,7 +33,8 @@ def env(store_dir) -> dict[str, str]:
 
 def test_gunicorn_with_the_shipped_config_and_two_workers(tmp_path, env, query_png, query_photo):
     log = tmp_path / "gunicorn.log"
-    with running(GUNICORN, {**env, "FASHION16_WORKERS": "2", "FASHION16_THREADS": "2"}, log) as server:
+    with running(GUNICORN, {**env, "FASHION16_WORKERS": "2", "FASHION16_THREADS": "2",
+                            "FASHION16_RESULTS_DIR": str(tmp_path / "saved")}, log) as server:
         health = get_json(server.url + "/api/health")
         assert [c["items"] for c in health["catalogs"]] == [400, 2000]
         photo = multipart([("k", "20")], [("image", "shoes.jpg", "image/jpeg", query_photo)])
@@ -52,8 +53,8 @@ def test_gunicorn_with_the_shipped_config_and_two_workers(tmp_path, env, query_p
         sims = [r["similarity"] for r in answer["results"]]
         assert answer["catalog"] == catalog
         assert len(sims) == 20 and sims == sorted(sims, reverse=True) and all(0 <= s <= 1 for s in sims)
-        assert all(re.fullmatch(f"/images/{catalog}/{r['id']}\\?v=[0-9a-f]{{16}}", r["image_url"])
-                   for r in answer["results"])
+        assert all(re.fullmatch(f"{server.url}/images/{catalog}/{r['id']}\\?v=[0-9a-f]{{16}}", r["image_url"])
+                   for r in answer["results"])  # absolute, from the Host the client used
     served_by = {line.rsplit(" ", 1)[-1].strip("<>") for line in text.splitlines() if "POST /api/search" in line}
     assert served_by and served_by <= {str(pid) for pid in workers}  # the access log's %(p)s: our workers
 

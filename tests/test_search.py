@@ -297,3 +297,75 @@ def test_more_like_leaves_the_item_out_and_finds_its_neighbours(small, gallery):
         own = small.search(images[item], k=11, mode="direct")
         direct = small.more_like(item, k=10, mode="direct")
         assert list(direct.ids) == [h.id for h in own.hits if h.id != item][:10]
+
+
+# --- searching named categories, searching again from kept outputs, the default mode ------------------
+
+@pytest.mark.parametrize("mode", ["routed", "direct", "soft"])
+def test_named_categories_replace_the_routing_in_every_mode(small, fmnist, mode):
+    query = fmnist.x_test[0]
+    routed = small.search(query, k=5, mode="routed")
+    other = (routed.category + 3) % 10
+    names = [small.class_names[other], small.class_names[routed.category]]
+    result = small.search(query, k=MAX_K, mode=mode, categories=names)
+    assert result.chosen and result.searched == sorted([other, routed.category]) and result.mode == mode
+    assert {h.category for h in result.hits} == {other, routed.category} and len(result.hits) == 2 * PER_CLASS
+    emb = small.model.forward_one(small.model.prepare(query))[1]
+    ids, sims = exact_ranking(small, emb, result.searched, MAX_K)  # both libraries ranked together by cosine
+    np.testing.assert_allclose([h.similarity for h in result.hits], sims, atol=1e-6)
+    assert result_json(small, result)["category_filter"] is None  # two categories: no single filter to name
+    one = small.search(query, k=7, mode=mode, categories=[small.class_names[other]])
+    assert {h.category for h in one.hits} == {other} and result_json(small, one)["category_filter"] == names[0]
+
+
+def test_only_stocked_categories_can_be_named(fashion_model, gallery, tmp_path_factory, fmnist, backend):
+    images, labels, emb = gallery
+    keep = labels != 3
+    shop = open_catalog(fashion_model, tmp_path_factory, emb[keep], labels[keep], labels[keep], images[keep],
+                        backend=backend)
+    with pytest.raises(ValueError, match=f"this catalog has no {shop.class_names[3]} items; it has T-shirt/top"):
+        shop.search(fmnist.x_test[0], categories=[shop.class_names[3]])
+    with pytest.raises(ValueError, match="there is no category 'Socks' in the test catalog"):
+        shop.search(fmnist.x_test[0], categories=["Socks"])
+    with pytest.raises(ValueError, match="name at least one category"):
+        shop.search(fmnist.x_test[0], categories=[])
+
+
+def test_rank_with_kept_outputs_equals_the_original_search(small, fmnist):
+    """A saved search keeps only the probabilities and the embedding: enough to give the very same results."""
+    for mode in ("routed", "soft", "direct"):
+        first = small.search(fmnist.x_test[3], k=20, mode=mode)
+        again = small.rank(first.probabilities, first.embedding, k=20, mode=mode)
+        assert list(again.ids) == list(first.ids) and again.searched == first.searched
+        assert set(again.timings_ms) == {"hash", "scan", "rerank", "total"}  # no decode, no model pass
+    chosen = small.rank(first.probabilities, first.embedding, k=5, categories=[small.class_names[2]])
+    assert {h.category for h in chosen.hits} == {2}
+
+
+def test_more_like_in_a_named_category(small, gallery):
+    images, labels, _ = gallery
+    other = (int(labels[45]) + 1) % 10
+    result = small.more_like(45, k=10, categories=[small.class_names[other]])
+    assert {h.category for h in result.hits} == {other} and 45 not in result.ids
+
+
+@pytest.mark.parametrize("card, mode", [
+    ({}, "routed"),
+    ({"soft_routing_tuning": {"precision_routed": 0.9208, "precision_soft": 0.9267}}, "soft"),
+    ({"soft_routing_tuning": {"precision_routed": 0.93, "precision_soft": 0.93}}, "routed"),
+    ({"soft_routing_tuning": {"precision_routed": 0.95, "precision_soft": 0.93}}, "routed"),
+    ({"default_mode": "direct", "soft_routing_tuning": {"precision_routed": 0.9, "precision_soft": 0.95}}, "direct"),
+    ({"default_mode": "fastest", "soft_routing_tuning": {"precision_routed": 0.9, "precision_soft": 0.95}}, "soft"),
+])
+def test_the_default_mode_comes_from_the_model_card(card, mode):
+    from app.catalog import default_mode
+
+    assert default_mode(card) == mode
+
+
+def test_the_committed_cards_choose_soft_for_photos_and_routed_for_fashion_mnist(photo_model, fashion_model):
+    """The photo card records soft beating routed on validation photos (0.9267 vs 0.9208); Fashion-MNIST's records
+    no validation comparison, so it keeps the paper's routed (its test figures never decide)."""
+    from app.catalog import default_mode
+
+    assert default_mode(photo_model.card) == "soft" and default_mode(fashion_model.card) == "routed"

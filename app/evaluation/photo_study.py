@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..imaging.model_input import file_input
+from ..progress import Progress
 from ..runtime import InferenceModel
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -103,10 +104,14 @@ def accuracy(model: InferenceModel, inputs: np.ndarray, labels: np.ndarray) -> f
 
 
 def run_variant(model: InferenceModel, images: np.ndarray, labels: np.ndarray, options: dict[str, bool],
-                seed: int) -> dict:
+                seed: int, progress: Progress | None = None) -> dict:
     """Accuracy of one variant; the same seed for every variant so they differ only in ``options``."""
     rng = np.random.default_rng(seed)
-    files = [photo_like(img, rng, **options) for img in images]
+    files = []
+    for img in images:
+        files.append(photo_like(img, rng, **options))
+        if progress is not None:
+            progress.update()
     start = time.perf_counter()
     inputs = np.stack([file_input(f, model.input_shape) for f in files])
     ms = 1000 * (time.perf_counter() - start) / max(len(files), 1)
@@ -118,10 +123,13 @@ def run_study(model: InferenceModel, images: np.ndarray, labels: np.ndarray,
     """Clean accuracy (the test images as they are) and, per variant, accuracy and drop in points."""
     clean = accuracy(model, np.stack([model.prepare(img) for img in images]), labels)
     report = {"n": len(images), "seed": seed, "clean_accuracy": clean, "variants": {}}
-    for name, options in (VARIANTS if variants is None else variants).items():
-        result = run_variant(model, images, labels, options, seed)
+    chosen = VARIANTS if variants is None else variants
+    progress = Progress(len(images) * len(chosen), "photo study", unit="images")
+    for name, options in chosen.items():
+        result = run_variant(model, images, labels, options, seed, progress)
         result["drop_points"] = round(100 * (clean - result["accuracy"]), 2)
         report["variants"][name] = result
+    progress.close()
     return report
 
 

@@ -36,8 +36,8 @@ def displayable(img: Image.Image) -> Image.Image:
     return img if img.mode in DISPLAY_MODES else img.convert("RGBA")
 
 
-def thumbnail_data_url(img: Image.Image, side: int = THUMBNAIL_SIDE) -> str:
-    """A data: URL of ``img`` no larger than ``side`` pixels (small images keep their size).
+def thumbnail(img: Image.Image, side: int = THUMBNAIL_SIDE) -> tuple[bytes, str]:
+    """``img`` no larger than ``side`` pixels (small images keep their size), encoded; returns (bytes, MIME type).
 
     Photos become JPEG (a tenth of a PNG's bytes); small, grey or transparent images stay PNG.
     """
@@ -50,8 +50,23 @@ def thumbnail_data_url(img: Image.Image, side: int = THUMBNAIL_SIDE) -> str:
     if thumb.mode == "RGB" and not is_small(thumb.size):
         buf = io.BytesIO()
         thumb.save(buf, format="JPEG", quality=85)
-        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    return "data:image/png;base64," + base64.b64encode(png_bytes(thumb, optimize=False)).decode("ascii")
+        return buf.getvalue(), "image/jpeg"
+    return png_bytes(thumb, optimize=False), "image/png"
+
+
+def data_url(data: bytes, mimetype: str) -> str:
+    """Image bytes as a data: URL (the page shows the upload without it ever being a file)."""
+    return f"data:{mimetype};base64," + base64.b64encode(data).decode("ascii")
+
+
+def thumbnail_data_url(img: Image.Image, side: int = THUMBNAIL_SIDE) -> str:
+    """A data: URL of ``img`` no larger than ``side`` pixels."""
+    return data_url(*thumbnail(img, side))
+
+
+def model_view_png(x: np.ndarray) -> bytes:
+    """What a grey model sees (its prepared input, 0-255) as a PNG: shown beside a photo searched in the demo."""
+    return png_bytes(np.rint(np.clip(np.asarray(x)[..., 0] if np.ndim(x) == 3 else x, 0, 255)).astype(np.uint8))
 
 
 def is_small(size: tuple[int, int]) -> bool:

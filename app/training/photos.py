@@ -238,7 +238,9 @@ def served_outputs(model_path: Path, photos: PhotoSet) -> tuple[np.ndarray, np.n
 
 
 def tune_soft_routing_for(model_path: Path, train: PhotoSet, validation: PhotoSet) -> dict:
-    """Soft mode's settings for this model: validation queries against a catalog of the training photos."""
+    """Soft mode's settings for this model, and the mode catalogs search by default: whichever of soft and
+    routed did better on validation queries against a catalog of the training photos."""
+    from ..catalog import default_mode
     from .soft_routing import tune_soft_routing
 
     tuned = tune_soft_routing(CLASS_NAMES, served_outputs(model_path, train), served_outputs(model_path, validation))
@@ -246,7 +248,8 @@ def tune_soft_routing_for(model_path: Path, train: PhotoSet, validation: PhotoSe
     print(f"soft mode tuned on validation: threshold {tuned['soft_routing']['threshold']}, evidence weight "
           f"{tuned['soft_routing']['evidence_weight']} (precision@20 {t['precision_soft']:.4f}, routed "
           f"{t['precision_routed']:.4f})", flush=True)
-    return {"soft_routing": tuned["soft_routing"], "soft_routing_tuning": t}
+    return {"soft_routing": tuned["soft_routing"], "soft_routing_tuning": t,
+            "default_mode": default_mode({"soft_routing_tuning": t})}
 
 
 def spread(photos: PhotoSet, n: int) -> PhotoSet:

@@ -60,7 +60,7 @@ def add(name: str) -> tuple[Response, int]:
     current_app.logger.info("admin: catalog %s version %d: added %s", catalog.name, version,
                             [a.id for a in added if not a.existing])
     items = [{"id": a.id, "category": catalog.class_names[a.category], "path": a.path, "existing": a.existing,
-              "image_url": item_url(catalog, a.id, a.hash)} for a in added]
+              "image_url": item_url(catalog, a.id, a.hash, external=True)} for a in added]
     return jsonify(catalog=catalog.name, catalog_version=version, items=items), 201
 
 

@@ -9,7 +9,6 @@ from flask import Flask, Response, g, jsonify, make_response, render_template, r
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, RequestEntityTooLarge
 
 from ..imaging.decode import ImageRejected
-from ..search import DEFAULT_MODE
 from ..server_errors import is_api, too_large_message
 from ..server_errors import message as status_message
 from .pages import render_form
@@ -42,7 +41,7 @@ def respond(status: int, message: str) -> Response:
         response.status_code = status
         return response
     if request.endpoint == FORM_ENDPOINT:
-        page = render_form(error=message, mode=g.get("mode") or DEFAULT_MODE, catalog=g.get("catalog"))
+        page = render_form(error=message, mode=g.get("mode"), catalog=g.get("catalog"))
         return make_response(page, status)
     return make_response(render_template("error.html", status=status, message=message), status)
 

@@ -14,7 +14,8 @@ from flask import Request, current_app, request
 from werkzeug.exceptions import BadRequest
 
 from ..catalog import Catalog
-from ..search import DEFAULT_K, DEFAULT_MODE, MAX_K, MODES
+from ..imaging.crop import Box
+from ..search import DEFAULT_K, MAX_K, MODES
 from .service import catalogs
 
 UPLOAD_FIELD = "image"
@@ -40,13 +41,34 @@ def parse_k(raw: str | None) -> int:
     return k
 
 
-def parse_mode(raw: str | None) -> str:
-    """The search mode asked for; DEFAULT_MODE when absent."""
+def parse_mode(raw: str | None, catalog: Catalog) -> str:
+    """The search mode asked for; the catalog's default (its model card's) when absent."""
     if raw is None:
-        return DEFAULT_MODE
+        return catalog.default_mode
     if raw not in MODES:
         raise BadRequest(f"mode must be one of {', '.join(MODES)}, got {raw!r}")
     return raw
+
+
+def parse_category(raw: str | None, catalog: Catalog) -> list[str] | None:
+    """The one category to search in, when asked for: one the catalog has items in."""
+    if raw is None:
+        return None
+    if raw not in catalog.stocked():
+        raise BadRequest(f"category must be one the {catalog.name} catalog has items in "
+                         f"({', '.join(catalog.stocked())}), got {raw!r}")
+    return [raw]
+
+
+def parse_box(raw: str | None) -> Box | None:
+    """The crop box, x,y,w,h in fractions of the picture; None for none (or the whole picture)."""
+    if raw is None:
+        return None
+    try:
+        box = Box.parse(raw)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return None if box.whole else box
 
 
 def parse_catalog(raw: str | None) -> Catalog:

@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 from functools import lru_cache
 
@@ -20,6 +21,7 @@ from flask import Flask, current_app
 
 from ..catalog import Catalogs, open_catalogs
 from ..imaging.display import png_bytes
+from ..saved_searches import SavedSearches
 from ..settings import Settings
 from ..stores import StoreError
 
@@ -42,10 +44,12 @@ class StartupError(RuntimeError):
 
 
 class Service:
-    """The served catalogs, their version watcher, and PNG encodings of store-held images (cached per process)."""
+    """The served catalogs, their version watcher, saved searches, and PNGs of store-held images (cached)."""
 
-    def __init__(self, served: Catalogs, reload_seconds: float, logger: logging.Logger = log):
+    def __init__(self, served: Catalogs, reload_seconds: float, logger: logging.Logger = log,
+                 saved: SavedSearches | None = None):
         self.catalogs = served
+        self.saved = saved  # None when results URLs are off (FASHION16_RESULTS=off)
         self.item_png = lru_cache(maxsize=PNG_CACHE_ITEMS)(self._encode)
         self.logger = logger
         self._stop = threading.Event()
@@ -90,9 +94,22 @@ def load_service(app: Flask, settings: Settings) -> Service:
             # One blank query through every stage now, so the first user does not pay for warming
             # them up (measured: the first scan took 23 ms instead of 0.2 ms without this).
             catalog.search(np.zeros(catalog.model.input_shape[:2], np.uint8), k=1, mode="direct")
-        return Service(served, settings.reload_seconds, app.logger)
+        try:
+            saved = open_saved_searches(settings)
+        except (OSError, sqlite3.Error) as exc:
+            reason = f"saved searches cannot be kept: {exc}"
+        else:
+            return Service(served, settings.reload_seconds, app.logger, saved)
     app.logger.error("Fashion-16 cannot start: %s", reason)
     raise StartupError(reason)
+
+
+def open_saved_searches(settings: Settings) -> SavedSearches | None:
+    """The saved-searches database of FASHION16_RESULTS_*, or None when results URLs are off."""
+    if not settings.results:
+        return None
+    return SavedSearches(settings.results_dir, settings.results_ttl_hours * 3600,
+                         int(settings.results_max_mb * 2**20))
 
 
 def service() -> Service:
