@@ -253,7 +253,8 @@ def test_unknown_images_are_404(client, path):
 # --- saved queries, categories, crop boxes, default modes ------------------------------------------
 
 def test_a_search_is_saved_and_searched_again_by_its_id(client, query_photo, catalogs):
-    body = upload(client, query_photo, "shoes.jpg", k="5").get_json()
+    assert "query_id" not in upload(client, query_photo, "shoes.jpg", k="5").get_json()  # kept only when asked
+    body = upload(client, query_photo, "shoes.jpg", k="5", save="1").get_json()
     assert re.fullmatch(r"[A-Za-z0-9_-]{16}", body["query_id"])
     assert body["results_url"] == f"http://localhost/results/{body['query_id']}"
     again = client.get(f"/api/queries/{body['query_id']}?k=5").get_json()
@@ -274,7 +275,7 @@ def test_a_search_is_saved_and_searched_again_by_its_id(client, query_photo, cat
     ("mode=fast", "mode must be one of"), ("k=0", "k must be a whole number"),
 ])
 def test_a_bad_field_on_a_saved_query_is_400(client, query_photo, query, says):
-    query_id = upload(client, query_photo).get_json()["query_id"]
+    query_id = upload(client, query_photo, save="true").get_json()["query_id"]
     assert says in error_of(client.get(f"/api/queries/{query_id}?{query}"), 400)
 
 
@@ -306,7 +307,7 @@ def test_a_crop_box_searches_one_garment_of_the_picture(client, test_photos):
     shoes = test_photos.read(int(np.flatnonzero(test_photos.labels == 6)[0]))
     pants = test_photos.read(int(np.flatnonzero(test_photos.labels == 4)[0]))
     both = side_by_side(shoes, pants)
-    left = upload(client, both, box="0,0,0.5,1").get_json()
+    left = upload(client, both, box="0,0,0.5,1", save="1").get_json()
     right = upload(client, both, box="0.5,0,0.5,1").get_json()
     assert left["category"]["name"] == "Shoes" and right["category"]["name"] == "Pants"
     assert left["box"] == "0,0,0.5,1" and right["box"] == "0.5,0,0.5,1"

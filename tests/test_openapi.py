@@ -41,7 +41,8 @@ def app_with_admin(settings, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def saved_id(app_with_admin, query_photo) -> str:
-    body = app_with_admin.test_client().post("/api/search", data={"image": (io.BytesIO(query_photo), "q.jpg")}).get_json()
+    body = app_with_admin.test_client().post("/api/search", data={"image": (io.BytesIO(query_photo), "q.jpg"),
+                                                                 "save": "1"}).get_json()
     return body["query_id"]
 
 
@@ -114,7 +115,7 @@ def test_an_expired_query_is_410_as_documented(app_with_admin, query_photo):
 
     saved = app_with_admin.extensions["fashion16"].saved
     old = saved.get(app_with_admin.test_client().post(
-        "/api/search", data={"image": (io.BytesIO(query_photo), "q.jpg")}).get_json()["query_id"])
+        "/api/search", data={"image": (io.BytesIO(query_photo), "q.jpg"), "save": "1"}).get_json()["query_id"])
     expired = saved.save(SavedSearch(old.catalog, old.model_sha256, old.probabilities, old.embedding, old.thumbnail,
                                      old.thumbnail_type), now=old.created - 2 * saved.ttl)
     response = app_with_admin.test_client().get(f"/api/queries/{expired}")

@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 
 from ..schema import health_json
 from . import openapi
-from .requests import field, parse_box, parse_catalog, parse_category, parse_k, parse_mode
+from .requests import field, parse_box, parse_catalog, parse_category, parse_flag, parse_k, parse_mode
 from .searching import load_saved, results_url, save, search_upload, to_json
 from .service import catalogs
 
@@ -42,7 +42,8 @@ def search() -> Response:
     searched = search_upload(catalog, k, mode, category, parse_box(field("box")))
     body = to_json(catalog, searched.result, external=True)
     body["box"] = str(searched.box) if searched.box else None
-    return jsonify(with_address(body, save(catalog, searched), catalog, mode, category))
+    kept = save(catalog, searched) if parse_flag(field("save"), "save") else None  # API clients ask for it
+    return jsonify(with_address(body, kept, catalog, mode, category))
 
 
 @bp.get("/queries/<query_id>")

@@ -162,6 +162,11 @@ def query_params(*names: str) -> list[dict]:
 
 
 METHOD_NOT_ALLOWED = {"$ref": "#/components/responses/MethodNotAllowed"}
+TOO_MANY = {"description": "This client address started more searches than the rate limit allows "
+                           "(FASHION16_RATE_LIMIT a second, FASHION16_RATE_BURST at once above that; answered by "
+                           "nginx in front of the app). Retry-After says when to try again.",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
+            "content": {"application/json": {"schema": ref("Error")}}}
 BAD_FIELD = ("a bad `k`, `mode`, `category` or `box`, a field given twice with different values, or an unknown "
              "`catalog` (the message names the catalogs)")
 ADMIN = [{"bearer": []}]
@@ -178,22 +183,31 @@ def paths() -> dict:
         "/api/search": {"post": {
             "summary": "Search a catalog with an uploaded picture",
             "description": "Every field may also be given in the query string; one given in both places with "
-                           "different values is refused (400). When the server keeps queries (FASHION16_RESULTS), "
-                           "the answer names the saved query and its results page.",
+                           "different values is refused (400). With `save=1`, when the server keeps queries "
+                           "(FASHION16_RESULTS), the answer names the saved query and its results page.",
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["image"],
                 "properties": {"image": {"type": "string", "format": "binary",
                                          "description": "One JPEG (camera MPO included), PNG, WebP or GIF (first "
                                                         "frame); EXIF rotation is applied"},
-                               **PARAMETERS}}}}},
+                               **PARAMETERS,
+                               "save": {"type": "string", "enum": ["1", "0", "true", "false", "yes", "no"],
+                                        "description": "Keep this query (a small thumbnail and the model's "
+                                                       "outputs, for FASHION16_RESULTS_TTL_HOURS) so it can be "
+                                                       "searched again by id or opened as a page; default: no"}}}}}},
             "responses": {
                 "200": json_body(ref("SearchResult"), "Ranked results, most similar first"),
                 "400": error("No `image` or more than one, an empty file, not an image, a damaged or truncated "
                              "image, " + BAD_FIELD),
                 "405": METHOD_NOT_ALLOWED,
                 "413": error("The body is over the upload limit (FASHION16_MAX_UPLOAD_MB), the form has too many "
-                             "parts, or the image has more pixels than allowed (checked from its header)"),
-                "415": error("An image type we do not read (for example BMP or TIFF)"),
+                             "parts, or the image has more pixels than allowed (checked from its header before "
+                             "decoding); or a JPEG whose markers say it would be slow to decode (more than 64 "
+                             "scans, more than 4 million 8x8 blocks visited by its scans, more than 1,000 "
+                             "markers), or any image that takes more than 2 s of CPU to decode"),
+                "415": error("An image type we do not read (for example BMP or TIFF), or a lossless or "
+                             "hierarchical JPEG"),
+                "429": TOO_MANY,
             }}},
         "/api/queries/{query_id}": {"get": {
             "summary": "Search a saved query again: another category, mode or k, at the catalog's current version",

@@ -60,6 +60,18 @@ def parse_category(raw: str | None, catalog: Catalog) -> list[str] | None:
     return [raw]
 
 
+FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_flag(raw: str | None, name: str) -> bool:
+    """A yes/no field; absent means no."""
+    if raw is None:
+        return False
+    if raw.lower() not in FLAGS:
+        raise BadRequest(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+    return FLAGS[raw.lower()]
+
+
 def parse_box(raw: str | None) -> Box | None:
     """The crop box, x,y,w,h in fractions of the picture; None for none (or the whole picture)."""
     if raw is None:
