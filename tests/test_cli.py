@@ -152,7 +152,7 @@ def test_missing_store_is_one_error_line_and_exit_2(capsys, monkeypatch, tmp_pat
     args = [tmp_path / a if a.endswith(".png") else a for a in command]
     code, _, err = run(capsys, *args, "--catalog", "shop")
     assert code == 2
-    assert err.strip() == (f"error: catalog shop: no store at {tmp_path / 'shop'}; rebuild it with "
+    assert err.strip() == (f"error: catalog shop: no store at {tmp_path / 'shop'}; build it with "
                            f"`python -m app index build --catalog shop --gallery DIR`")
 
 

@@ -177,7 +177,7 @@ class Hdf5Store:
             record = json.loads(self.manifest_path.read_text())
         except FileNotFoundError:
             raise StoreError(f"catalog {self.catalog}: no store at {self.folder}; "
-                             f"{build_hint(self.catalog)}") from None
+                             f"{build_hint(self.catalog, 'build')}") from None
         except (OSError, ValueError) as exc:
             raise StoreError(f"{self.manifest_path} is unreadable ({exc}); {build_hint(self.catalog)}") from None
         if not isinstance(record, dict) or record.get("format") != FORMAT:
@@ -370,8 +370,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def build_hint(catalog: str) -> str:
+def build_hint(catalog: str, verb: str = "rebuild") -> str:
     from ..catalog import BUILTIN  # the built-ins rebuild from the repository; a shop's from its folder
 
     extra = "" if catalog in BUILTIN else " --gallery DIR"
-    return f"rebuild it with `python -m app index build --catalog {catalog}{extra}`"
+    return f"{verb} it with `python -m app index build --catalog {catalog}{extra}`"
