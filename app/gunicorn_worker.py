@@ -151,8 +151,8 @@ class ThreadWorker(GunicornThreadWorker):
         blocked = unwritable(files_written_per_request(self.wsgi))
         if blocked is not None:
             self.log.error("Fashion-16 cannot start: started as root, it serves requests as %s (FASHION16_USER), "
-                           "who cannot write %s, where the admin API (FASHION16_ADMIN_TOKEN) adds photos: give "
-                           "that user the folder, or set FASHION16_USER to one who can", account.name, blocked)
+                           "who cannot write %s (saved searches, or the admin API's photos): give that user the "
+                           "folder and a way to it, or set FASHION16_USER to one who can", account.name, blocked)
             sys.exit(WORKER_BOOT_ERROR)
         self.log.info("Worker %s serves requests as %s:%s (FASHION16_USER)", self.pid, account.name, account.group)
 

@@ -74,13 +74,16 @@ def files_read_per_request(app) -> list[Path]:
 
 
 def files_written_per_request(app) -> list[Path]:
-    """What the admin API writes (when it is on): the stores' folders and the uploads folders."""
+    """What requests write: the saved-searches folder (when results URLs are on) and, when the admin API is on,
+    the stores' folders and the uploads folders."""
     from .web.service import EXTENSION
 
+    service = app.extensions[EXTENSION]
+    saved = [service.saved.folder] if service.saved is not None else []
     if app.config["SETTINGS"].admin_token is None:
-        return []
-    catalogs = app.extensions[EXTENSION].catalogs.values()
-    return [*store_folders(catalogs), *(c.uploads for c in catalogs if not c.stores_images)]
+        return saved
+    catalogs = service.catalogs.values()
+    return [*saved, *store_folders(catalogs), *(c.uploads for c in catalogs if not c.stores_images)]
 
 
 def store_folders(catalogs) -> list[Path]:

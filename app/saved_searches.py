@@ -68,13 +68,17 @@ class SavedSearch:
 class SavedSearches:
     """The database of saved searches; one connection per thread, safe across processes."""
 
-    def __init__(self, folder: Path, ttl_seconds: float, max_bytes: int):
+    def __init__(self, folder: Path, ttl_seconds: float, max_bytes: int, owner: tuple[int, int] | None = None):
+        """``owner``: the (uid, gid) that serves requests when this process is root and will give root up
+        (app/privileges.py); the folder and the database's files are made theirs."""
         self.folder, self.ttl, self.max_bytes = Path(folder), ttl_seconds, max_bytes
         self.path = self.folder / DATABASE
+        self.owner = owner if owner is not None and os.geteuid() == 0 else None
         self._local = threading.local()
-        prepare_folder(self.folder)
+        prepare_folder(self.folder, self.owner)
         with self._connect() as db:
             db.executescript(SCHEMA)
+        self._hand_over()
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -83,7 +87,19 @@ class SavedSearches:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last searches, never corrupt
             self._local.db = db
+            self._hand_over()
         return db
+
+    def _hand_over(self) -> None:
+        """While still root: the database and its WAL files belong to the user who serves (else they could
+        not write what root created during warm-up)."""
+        if self.owner is None or os.geteuid() != 0:
+            return
+        for name in (DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
+            try:
+                os.chown(self.folder / name, *self.owner, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
 
     def save(self, search: SavedSearch, now: float | None = None) -> str:
         """Keep a search; returns its id (random, unguessable: the address is the only key to the thumbnail)."""
@@ -139,16 +155,20 @@ class SavedSearches:
         return self._connect().execute("SELECT COALESCE(SUM(size), 0) FROM searches").fetchone()[0]
 
 
-def prepare_folder(folder: Path) -> None:
-    """Create the folder for this user alone (thumbnails of people's photos), or refuse one another user owns."""
+def prepare_folder(folder: Path, owner: tuple[int, int] | None = None) -> None:
+    """Create the folder for the serving user alone (thumbnails of people's photos), or refuse one another user
+    owns. ``owner``: started as root, the (uid, gid) that serves requests, who gets the folder."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise OSError(f"cannot create the saved-searches folder {folder} ({exc.strerror}); set FASHION16_RESULTS_DIR "
                       f"to a writable folder, or FASHION16_RESULTS=off") from None
-    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+    if owner is not None and folder.stat().st_uid in (0, owner[0]):
+        os.chown(folder, *owner, follow_symlinks=False)
+    expected = owner[0] if owner is not None else os.getuid() if hasattr(os, "getuid") else None
+    if expected is not None and folder.stat().st_uid != expected:
         raise OSError(f"the saved-searches folder {folder} belongs to another user; set FASHION16_RESULTS_DIR to a "
-                      f"folder of this user's")
+                      f"folder of the serving user's")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OSError(f"the saved-searches folder {folder} is not writable; set FASHION16_RESULTS_DIR to a writable "
                       f"folder, or FASHION16_RESULTS=off")

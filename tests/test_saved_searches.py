@@ -14,6 +14,7 @@ import pytest
 from app.saved_searches import Expired, SavedSearch, SavedSearches
 from app.settings import Settings, SettingsError
 from bench.load import multipart
+from conftest import reachable_folder
 from serving_helpers import deployment
 
 HOUR = 3600.0
@@ -128,9 +129,9 @@ def request(base: str, method: str, path: str, body: bytes | None = None, header
 def test_a_results_address_works_on_every_worker_behind_nginx(store_dir, tmp_path, query_images):
     """Through the shipped deployment (nginx, two gunicorn workers): the saved search is found whichever worker
     answers, and its URLs are absolute on the address the client used (nginx passes Host and its own scheme)."""
-    env = {"FASHION16_RESULTS_DIR": str(tmp_path / "saved"), "FASHION16_ACCESS_LOG": "-"}
+    env = {"FASHION16_RESULTS_DIR": str(reachable_folder("saved") / "searches"), "FASHION16_ACCESS_LOG": "-"}
     with deployment(store_dir, tmp_path / "serve.log", workers=2, env=env) as served:
-        body, content_type = multipart([], [("image", "q.png", "image/png", query_images[0])])
+        body, content_type = multipart([("save", "1")], [("image", "q.png", "image/png", query_images[0])])
         status, first = request(served.base_url, "POST", "/api/search", body,
                                 {"Content-Type": content_type, "X-Forwarded-Proto": "https"})
         assert status == 200 and first["results_url"] == f"{served.base_url}/results/{first['query_id']}"

@@ -21,6 +21,7 @@ from flask import Flask, current_app
 
 from ..catalog import Catalogs, open_catalogs
 from ..imaging.display import png_bytes
+from ..privileges import worker_account
 from ..saved_searches import SavedSearches
 from ..settings import Settings
 from ..stores import StoreError
@@ -96,7 +97,7 @@ def load_service(app: Flask, settings: Settings) -> Service:
             catalog.search(np.zeros(catalog.model.input_shape[:2], np.uint8), k=1, mode="direct")
         try:
             saved = open_saved_searches(settings)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, ValueError) as exc:
             reason = f"saved searches cannot be kept: {exc}"
         else:
             return Service(served, settings.reload_seconds, app.logger, saved)
@@ -108,8 +109,9 @@ def open_saved_searches(settings: Settings) -> SavedSearches | None:
     """The saved-searches database of FASHION16_RESULTS_*, or None when results URLs are off."""
     if not settings.results:
         return None
+    account = worker_account(settings)  # started as root: the folder is the serving user's
     return SavedSearches(settings.results_dir, settings.results_ttl_hours * 3600,
-                         int(settings.results_max_mb * 2**20))
+                         int(settings.results_max_mb * 2**20), None if account is None else (account.uid, account.gid))
 
 
 def service() -> Service:
