@@ -45,7 +45,7 @@ SERVER_PARTITIONS = 16     # a server hashes the category partition key into thi
 
 def open_milvus(uri: str, catalog: str | None) -> MilvusStore:
     if not catalog:
-        raise ValueError(f"{uri} holds many catalogs: name the one you mean (--catalog NAME)")
+        raise ValueError(f"{uri} may hold many catalogs: name the one you mean with --catalog NAME")
     return MilvusStore(uri, catalog)
 
 

@@ -73,7 +73,7 @@ def parse_uri(uri: str) -> Location:
 
 
 _clients: dict[tuple[int, str], object] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # a failure while connecting forgets the client under it
 
 
 def client(where: Location):
@@ -85,11 +85,21 @@ def client(where: Location):
                 warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)  # milvus-lite 2.5.1
                 from pymilvus import MilvusClient
 
-                logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # our StoreError says it in one line
+                for name in ("pymilvus", "pymilvus.milvus_client"):  # our StoreError says it in one line
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
                 if where.lite and not Path(where.address).parent.is_dir():
                     raise StoreError(f"{where.uri}: the folder {Path(where.address).parent} does not exist")
-                _clients[key] = MilvusClient(where.client_uri, timeout=CONNECT_TIMEOUT_S)
+                root = logging.getLogger()  # milvus-lite logs its failures to the root logger: ours say them
+                root.addFilter(_quiet)
+                try:
+                    _clients[key] = MilvusClient(where.client_uri, timeout=CONNECT_TIMEOUT_S)
+                finally:
+                    root.removeFilter(_quiet)
         return _clients[key]
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+    return not record.pathname.replace("\\", "/").rsplit("/", 2)[-2:-1] == ["milvus_lite"]
 
 
 def forget(where: Location) -> None:
