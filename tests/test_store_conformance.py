@@ -22,6 +22,7 @@ from app.settings import ROOT, Settings, SettingsError
 from app.stores import Hdf5Store, Manifest, NewItems, StoreError, open_store
 from app.stores.milvus import MilvusStore
 from bench.servers import free_port, running
+from conftest import reachable_folder
 from store_helpers import HAS_LITE, MILVUS_BACKENDS, item_hashes, new_store, use_backend
 from test_gunicorn import GUNICORN, get_json
 
@@ -245,7 +246,7 @@ def test_gunicorn_workers_share_a_milvus_server_and_follow_its_versions(migrated
 
     env = {"FASHION16_STORES": f"fashion-mnist={migrated}", "FASHION16_CATALOGS": "fashion-mnist",
            "FASHION16_DEFAULT_CATALOG": "fashion-mnist", "FASHION16_WORKERS": "2", "FASHION16_THREADS": "1",
-           "FASHION16_RELOAD_SECONDS": "0.2", "FASHION16_STORE_DIR": str(tmp_path)}
+           "FASHION16_RELOAD_SECONDS": "0.2", "FASHION16_STORE_DIR": str(reachable_folder("milvus-serving"))}
     body = multipart([("k", "10")], [("image", "q.png", "image/png", query_png)])
     with running(GUNICORN, env, tmp_path / "gunicorn.log") as server:
         first = get_json(server.url + "/api/search", *body)
