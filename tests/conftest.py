@@ -184,7 +184,7 @@ def milvus_lite_place(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def milvus_place(tmp_path_factory) -> str:
     """A real Milvus server (standalone 2.3, started by the `milvus` package in about 12 s), stopped at the end."""
-    from milvus_server import start_server
+    from bench.milvus_server import start_server
     from store_helpers import PLACES
 
     server = start_server(tmp_path_factory.mktemp("milvus-server"))

@@ -246,7 +246,7 @@ def test_gunicorn_workers_share_a_milvus_server_and_follow_its_versions(migrated
 
     env = {"FASHION16_STORES": f"fashion-mnist={migrated}", "FASHION16_CATALOGS": "fashion-mnist",
            "FASHION16_DEFAULT_CATALOG": "fashion-mnist", "FASHION16_WORKERS": "2", "FASHION16_THREADS": "1",
-           "FASHION16_RELOAD_SECONDS": "0.2", "FASHION16_STORE_DIR": str(reachable_folder("milvus-serving"))}
+           "FASHION16_RELOAD_SECONDS": "0.2", "FASHION16_RESULTS": "0", "FASHION16_STORE_DIR": str(reachable_folder("milvus-serving"))}
     body = multipart([("k", "10")], [("image", "q.png", "image/png", query_png)])
     with running(GUNICORN, env, tmp_path / "gunicorn.log") as server:
         first = get_json(server.url + "/api/search", *body)

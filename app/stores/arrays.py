@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -51,13 +52,33 @@ class Part:
         return cols
 
 
+def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows start:stop as an array of their own.
+
+    A memory map is read with a plain file read rather than through the map: a pass over a
+    5 GB column (a digest, a segment written from the spool) then leaves those pages in the
+    page cache only, not resident in this process, so its memory stays that of one chunk.
+    """
+    if isinstance(arr, np.memmap) and isinstance(arr.base, mmap.mmap) and arr.filename and arr.ndim:
+        stop = min(stop, len(arr))
+        width = int(np.prod(arr.shape[1:], dtype=np.int64))
+        count = max(0, stop - start) * width
+        with open(arr.filename, "rb") as f:
+            f.seek(arr.offset + start * width * arr.itemsize)
+            rows = np.fromfile(f, dtype=arr.dtype, count=count)
+        if len(rows) != count:
+            raise ValueError(f"{arr.filename} ends before row {stop}")
+        return rows.reshape(-1, *arr.shape[1:])
+    return np.ascontiguousarray(arr[start:stop])
+
+
 def part_digest(part: Part, chunk_rows: int = 65_536) -> str:
     """SHA-256 over every array of a part (name, dtype, shape, bytes): any edit, of any field, changes it."""
     h = hashlib.sha256()
     for name, arr in part.columns():
         h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
         for start in range(0, max(len(arr), 1), chunk_rows):  # bounded memory for memory-mapped parts
-            h.update(np.ascontiguousarray(arr[start:start + chunk_rows]).tobytes())
+            h.update(read_rows(arr, start, start + chunk_rows).tobytes())
     return h.hexdigest()
 
 
@@ -124,7 +145,8 @@ def check_codes(parts: Sequence[Part], hasher: Hasher, sample: int = CODE_CHECK_
         rows = np.arange(0, len(part), step)
         for start in range(0, len(rows), 8192):
             r = rows[start:start + 8192]
-            fresh = hasher.hash(np.asarray(part.embeddings[r], np.float32))
+            emb = read_rows(part.embeddings, start, start + len(r)) if step == 1 else part.embeddings[r]
+            fresh = hasher.hash(np.asarray(emb, np.float32))
             flipped = np.unpackbits(fresh ^ part.codes[r], axis=1).sum(1)
             bad += int((flipped > 2).sum())  # a float16 tie may flip a bit; an edit flips many
             checked += len(r)

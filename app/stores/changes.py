@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hashing import Hasher
-from .arrays import Part, encode_paths, hash_bytes
+from .arrays import Part, encode_paths, hash_bytes, read_rows
 from .base import HASH_BYTES, Manifest, NewItems, Snapshot
 
 EMBEDDING_DTYPE = np.float16
@@ -158,7 +158,7 @@ class Changes:
     @staticmethod
     def chunks(arr: np.ndarray) -> Iterator[np.ndarray]:
         for start in range(0, len(arr), CHUNK_ROWS):
-            yield np.asarray(arr[start:start + CHUNK_ROWS])
+            yield read_rows(arr, start, start + CHUNK_ROWS)
 
     def codes(self, hasher: Hasher) -> np.ndarray:
         emb = self.spool.column("embedding")

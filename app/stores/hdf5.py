@@ -37,7 +37,7 @@ import numpy as np
 
 from ..files import CannotWrite, remove_stale_temp_files, write_atomically
 from ..hashing import Hasher
-from .arrays import ArraySnapshot, Part, check_codes, check_part, content_digest, part_digest
+from .arrays import ArraySnapshot, Part, check_codes, check_part, content_digest, part_digest, read_rows
 from .base import Manifest, NewItems, StoreError, check_name
 from .changes import CHUNK_ROWS, Changes
 
@@ -72,7 +72,7 @@ def write_segment(path: Path, catalog: str, version: int, kind: str, part: Part,
                 ds = group.create_dataset("removed/id" if name == "removed" else name, shape=arr.shape,
                                           dtype=arr.dtype)
                 for start in range(0, len(arr), CHUNK_ROWS):
-                    ds[start:start + CHUNK_ROWS] = np.asarray(arr[start:start + CHUNK_ROWS])
+                    ds[start:start + CHUNK_ROWS] = read_rows(arr, start, start + CHUNK_ROWS)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         digest = part_digest(part)
@@ -311,13 +311,16 @@ class Hdf5Store:
         base = self.snapshot()
         changes = Changes(base.manifest, None, base.next_id, spool_dir=self.folder, fixed_hasher=base.hasher)
         for part, rows in base.live_rows():
-            for start in range(0, len(rows), CHUNK_ROWS):
-                r = rows[start:start + CHUNK_ROWS]
+            for start in range(0, len(part), CHUNK_ROWS):  # a window of rows read from the file, its live ones kept
+                r = rows[(rows >= start) & (rows < start + CHUNK_ROWS)]
+                if not len(r):
+                    continue
                 changes.add(NewItems(
-                    embeddings=np.asarray(part.embeddings[r], np.float32), categories=part.categories[r],
-                    labels=part.labels[r], hashes=[h.tobytes().hex() for h in part.hashes[r]],
-                    paths=[p.decode() for p in part.paths[r]],
-                    images=None if part.images is None else np.asarray(part.images[r]), ids=part.ids[r]))
+                    embeddings=read_rows(part.embeddings, start, start + CHUNK_ROWS)[r - start].astype(np.float32),
+                    categories=part.categories[r], labels=part.labels[r],
+                    hashes=[h.tobytes().hex() for h in part.hashes[r]], paths=[p.decode() for p in part.paths[r]],
+                    images=None if part.images is None else read_rows(part.images, start, start + CHUNK_ROWS)[r - start],
+                    ids=part.ids[r]))
         return Hdf5Writer(self, changes, fd, "base").commit()
 
     def _commit(self, changes: Changes, kind: str, seed: int, version: int | None = None) -> int:

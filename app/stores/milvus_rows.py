@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .arrays import Part
+from .arrays import Part, read_rows
 from .base import HASH_BYTES, Items, StoreError
 
 LIVE = 1 << 62            # "removed" of an item no version has removed
@@ -125,12 +125,12 @@ def part_columns(part: Part, start: int, stop: int, codes: np.ndarray, base: int
     too_long = [p for p in paths if len(p) > MAX_PATH_CHARS]
     if too_long:
         raise StoreError(f"an item path is longer than {MAX_PATH_CHARS} characters: {too_long[0][:80]}...")
-    image = pack(np.asarray(part.images[start:stop])) if part.images is not None else [""] * n
+    image = pack(read_rows(part.images, start, stop)) if part.images is not None else [""] * n
     return [((base << 40) | ids).tolist(), ids.tolist(), [base] * n, [added] * n, [LIVE] * n,
             np.asarray(part.categories[start:stop], np.int64).tolist(),
             np.asarray(part.labels[start:stop], np.int64).tolist(),
             [bytes(c) for c in codes[start:stop]],
-            pack(np.asarray(part.embeddings[start:stop], np.float16)),
+            pack(read_rows(part.embeddings, start, stop).astype(np.float16, copy=False)),
             [h.tobytes().hex() for h in part.hashes[start:stop]], paths, image]
 
 

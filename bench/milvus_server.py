@@ -1,4 +1,4 @@
-"""A real Milvus server for the tests: standalone Milvus 2.3, started by the ``milvus`` package.
+"""A real Milvus server on this machine, for the tests and the benchmarks: standalone Milvus 2.3 (``milvus`` package).
 
 The package's starter picks free ports for everything it templates, but Milvus' embedded
 etcd would still listen on the fixed ports 2379 and 2380, so a second server on the same
@@ -17,7 +17,8 @@ from pathlib import Path
 
 START_TIMEOUT_S = 120.0
 # Ticks and polls of a test server, in ms (production defaults: 200, 1000, 500). Strong reads wait for a
-# time tick and a load for the query coordinator's rounds; the data path is the same.
+# time tick and a load for the query coordinator's rounds; the data path is the same. Benchmarks keep
+# the defaults (snappy=False).
 SNAPPIER = {"timeTickInterval": 50, "checkInterval": 100, "distPullInterval": 100}
 EXTRA = {"leaderViewUpdateInterval": 0.1, "checkChannelInterval": 100, "checkSegmentInterval": 100}
 
@@ -28,8 +29,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(folder: Path):
-    """A started ``milvus.MilvusServer`` keeping its data, logs and configuration under ``folder``."""
+def start_server(folder: Path, snappy: bool = True, mmap: bool = False):
+    """A started ``milvus.MilvusServer`` keeping its data, logs and configuration under ``folder``.
+
+    ``mmap``: loaded segments' fields are memory-mapped from local files (``queryNode.mmapDirPath``),
+    so the server's memory does not have to hold every embedding (the 1M-item benchmark).
+    """
     import milvus
     from milvus import MilvusServer, MilvusServerConfig
 
@@ -44,10 +49,14 @@ def start_server(folder: Path):
     data = Path(milvus.__file__).parent / "data"
     template = folder / "milvus.yaml.template"
     text = (data / "config.yaml.template").read_text().replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd}\n", 1)
-    for setting, value in SNAPPIER.items():
-        text, found = re.subn(rf"(\n  {setting}:) *[0-9]+", rf"\g<1> {value}", text, count=1)
-        assert found, setting
-    text = text.replace("\nqueryCoord:\n", "\nqueryCoord:\n" + "".join(f"  {k}: {v}\n" for k, v in EXTRA.items()), 1)
+    if snappy:
+        for setting, value in SNAPPIER.items():
+            text, found = re.subn(rf"(\n  {setting}:) *[0-9]+", rf"\g<1> {value}", text, count=1)
+            assert found, setting
+        text = text.replace("\nqueryCoord:\n", "\nqueryCoord:\n" + "".join(f"  {k}: {v}\n" for k, v in EXTRA.items()),
+                            1)
+    if mmap:
+        text = text.replace("\nqueryNode:\n", f"\nqueryNode:\n  mmapDirPath: {folder / 'mmap'}\n", 1)
     template.write_text(text)
     config = MilvusServerConfig(template=str(template))
     config.glog_conf_file = str(data / "glog.conf")  # set only for the package's own template
