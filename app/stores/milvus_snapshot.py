@@ -27,6 +27,7 @@ from .milvus_rows import MAX_TOPK, OUT_FIELDS, items_of, unpack
 
 ID_PAGE = 16_000  # ids per query when reading a whole catalog (Milvus Lite answers at most 16,383 rows a query)
 FORMAT = 1
+TIE_MARGIN = 32  # ids asked for beyond n (n/4 when more): an edge tie within them is settled without a range search
 
 
 @dataclass(frozen=True)
@@ -141,23 +142,30 @@ class MilvusSnapshot:
                                        **self._read)[0]
 
     def _nearest(self, code: bytes, category: int | None, n: int, held: int) -> Items:
-        """The n nearest by (Hamming distance, id)."""
+        """The n nearest by (Hamming distance, id), with everything a response shows.
+
+        A library no bigger than n comes whole in one search. Otherwise the search returns ids
+        and distances only, for a few more than n: an edge distance shared past them (rare)
+        is settled by a range search; the n chosen are then read in one query (measured on a
+        2.3 server at 20k items: ids then rows 21 ms; one search returning n + 96 rows, 23 ms).
+        """
         expr = self._filter(category)
-        hits = self._search(code, expr, n, OUT_FIELDS)
-        rows = [h["entity"] for h in hits]
-        dist = [round(h["distance"]) for h in hits]
-        if len(hits) == n < held:  # the edge distance may be shared by items Milvus left out: keep the lowest ids
-            edge = max(dist)
-            mine = {r["id"] for r, d in zip(rows, dist) if d == edge}
+        if n >= held:
+            hits = self._search(code, expr, n, OUT_FIELDS)
+            ranked = sorted(hits, key=lambda h: (round(h["distance"]), h["entity"]["id"]))
+            return items_of([h["entity"] for h in ranked], self.dim, [round(h["distance"]) for h in ranked])
+        limit = min(n + max(TIE_MARGIN, n // 4), held, MAX_TOPK)
+        pairs = sorted((round(h["distance"]), h["entity"]["id"]) for h in self._search(code, expr, limit, ["id"]))
+        if len(pairs) > n and pairs[n - 1][0] == pairs[-1][0]:  # the edge distance may go on past what came
+            edge = pairs[n - 1][0]
             tied = self._search(code, expr, MAX_TOPK, ["id"], {"radius": edge + 1, "range_filter": edge})
-            wanted = set(sorted(mine | {h["entity"]["id"] for h in tied})[:len(mine)])
-            if wanted != mine:
-                keep = [i for i, r in enumerate(rows) if dist[i] != edge or r["id"] in wanted]
-                extra = self._query(f"id in {sorted(wanted - mine)}", OUT_FIELDS, category)
-                rows = [rows[i] for i in keep] + extra
-                dist = [dist[i] for i in keep] + [edge] * len(extra)
-        order = sorted(range(len(rows)), key=lambda i: (dist[i], rows[i]["id"]))
-        return items_of([rows[i] for i in order], self.dim, [dist[i] for i in order])
+            pairs = sorted({p for p in pairs if p[0] < edge} | {(edge, h["entity"]["id"]) for h in tied})
+        chosen = pairs[:n]
+        rows = {r["id"]: r for r in self._query(f"id in {sorted(i for _, i in chosen)}", OUT_FIELDS, category)}
+        if len(rows) != len(chosen):
+            raise StoreError(f"{self.where.uri}: items of version {self.version} vanished while it was read "
+                             f"(a version that old is no longer kept)")
+        return items_of([rows[i] for _, i in chosen], self.dim, [d for d, _ in chosen])
 
     # -------------------------------------------------------------- by id
 
