@@ -262,3 +262,44 @@ def test_gunicorn_workers_share_a_milvus_server_and_follow_its_versions(migrated
     assert first["catalog_version"] == 1 and [a["catalog_version"] for a in answers[-8:]] == [2] * 8
     assert all(top not in [r["id"] for r in a["results"]] for a in answers[-8:])
     assert [r["id"] for r in answers[-1]["results"]][:9] == [r["id"] for r in first["results"]][1:]
+
+
+@pytest.mark.skipif(not HAS_LITE, reason="Milvus Lite is not installed")
+def test_a_shop_is_built_added_to_and_removed_from_in_a_lite_file(capsys, monkeypatch, tmp_path, test_photos):
+    """The indexer's own paths on Milvus: unchanged photos keep their ids, new ones are added, paths removed."""
+    from test_cli import make_shop
+
+    shop, uri = tmp_path / "shop", f"milvus-lite:{tmp_path / 'shop.db'}"
+    make_shop(shop, test_photos, {"Shoes": 6, "Dress": 0})
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path / "stores"))
+    store = ["--catalog", "shop", "--store", uri]
+    assert cli(capsys, "index", "build", *store, "--gallery", shop)[0] == 0
+    make_shop(shop, test_photos, {"Hat": 1}, per=2)
+    code, out, err = cli(capsys, "index", "add", *store, shop)
+    assert code == 0 and "version 2, 8 items: 2 added, 0 removed, 6 unchanged (ids kept)" in out, err
+    hat = sorted((shop / "Hat").iterdir())[0]
+    first = json.loads(cli(capsys, "search", hat, *store, "--json", "--k", 1)[1])["results"][0]
+    assert first["path"] == f"Hat/{hat.name}" and first["similarity"] >= 0.99 and first["id"] in (6, 7)
+    code, out, _ = cli(capsys, "index", "remove", *store, "1", shop / "Hat")
+    assert code == 0 and "version 3, 5 items: 0 added, 3 removed" in out
+    code, _, err = cli(capsys, "index", "compact", *store)
+    assert code == 2 and err == f"error: {uri} compacts itself; nothing to do\n"
+    code, out, _ = cli(capsys, "index", "verify", *store)
+    assert code == 0 and "version 3, 5 items" in out
+
+
+@pytest.mark.skipif(not HAS_LITE, reason="Milvus Lite is not installed")
+def test_gunicorn_serves_a_lite_file_with_one_worker_and_says_so(store_dir, tmp_path, query_png):
+    folder = reachable_folder("milvus-lite")
+    uri = f"milvus-lite:{folder / 'stores.db'}"
+    assert main(["index", "migrate", "--from", str(store_dir / "fashion-mnist"), "--to", uri]) == 0
+    env = {"FASHION16_STORES": f"fashion-mnist={uri}", "FASHION16_CATALOGS": "fashion-mnist",
+           "FASHION16_DEFAULT_CATALOG": "fashion-mnist", "FASHION16_RESULTS": "0", "FASHION16_STORE_DIR": str(folder)}
+    from bench.load import multipart
+
+    with running(GUNICORN, env, tmp_path / "gunicorn.log") as server:  # FASHION16_WORKERS unset: one, for Lite
+        answer = get_json(server.url + "/api/search", *multipart([("k", "5")], [("image", "q.png", "image/png",
+                                                                                 query_png)]))
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert log.count("Booting worker") == 1 and len(answer["results"]) == 5
+    assert f"catalog fashion-mnist version 1, 2,000 items: {uri}: Milvus Lite file, held by this one process" in log
