@@ -17,11 +17,13 @@ Needs about 35 GB of free disk at 1M items (``--scale-dir``); about 40 minutes o
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 from app.reports import write_json
@@ -48,17 +50,39 @@ def smaps(pid: int) -> dict[str, float]:
     return out
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident MB of a process and all its descendants (a Milvus server and what it starts)."""
+def tree_rss_mb(pid: int, field: str = "rss_mb") -> float:
+    """Resident MB (or another smaps_rollup figure) of a process and all its descendants (a Milvus server)."""
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
         try:
-            total += smaps(p).get("rss_mb", 0.0)
+            total += smaps(p).get(field, 0.0)
         except OSError:
             continue
         todo += children(p)
     return round(total, 1)
+
+
+class PeakSampler:
+    """The largest resident and anonymous memory of a process tree while a block runs (sampled every 2 s)."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_rss_mb, self.peak_anon_mb = pid, 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(2.0):
+            self.peak_rss_mb = max(self.peak_rss_mb, tree_rss_mb(self.pid))
+            self.peak_anon_mb = max(self.peak_anon_mb, tree_rss_mb(self.pid, "pss_anon_mb"))
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def child_json(args: list[str], timeout: float = 7200) -> dict:
@@ -127,14 +151,21 @@ def app_workers(uri: str, count: int, folder: Path) -> dict:
 
 
 def store_part(uri: str, n: int, folder: Path, server_pid: int | None = None) -> dict:
-    out = build_and_add(uri, n)
     if server_pid:
-        out["server_rss_mb"] = tree_rss_mb(server_pid)
+        with PeakSampler(server_pid) as peak:
+            out = build_and_add(uri, n)
+        time.sleep(30)  # the server settles (seals, hands segments over)
+        out["server"] = {"peak_rss_mb": peak.peak_rss_mb, "peak_anon_mb": peak.peak_anon_mb,
+                         "rss_mb_after_build": tree_rss_mb(server_pid),
+                         "anon_mb_after_build": tree_rss_mb(server_pid, "pss_anon_mb"),
+                         "anon_kb_per_item": round(1024 * tree_rss_mb(server_pid, "pss_anon_mb") / (n + ADD_N), 1)}
+    else:
+        out = build_and_add(uri, n)
     out["one_worker"] = stand_in_workers(uri, 1, touch=server_pid is None)
     out["two_workers"] = stand_in_workers(uri, 2, touch=server_pid is None)
     out["app_workers"] = app_workers(uri, 2, folder / "app")
     if server_pid:
-        out["server_rss_mb_after_serving"] = tree_rss_mb(server_pid)
+        out["server"]["rss_mb_after_serving"] = tree_rss_mb(server_pid)
     return out
 
 
@@ -146,10 +177,16 @@ def fashion_mnist(folder: Path, limit: int | None) -> dict:
         args = ["app", "evaluate", "--catalog", "fashion-mnist", "--json", str(report)]
         args += (["--store", store] if store else []) + (["--limit", str(limit)] if limit else [])
         subprocess.run([sys.executable, "-m", *args], cwd=ROOT, check=True, timeout=7200)
-        data = json.loads(report.read_text())
-        out[name] = {key: data[key] for key in data if key.startswith(("precision_at", "mean_query_ms", "lsh_recall"))
-                     or key in ("queries", "catalog_items", "engine")}
-        out[name]["p50_ms"] = {mode: data[f"latency_{mode}"]["p50_ms"] for mode in ("routed", "direct", "soft")}
+        out[name] = evaluation_summary(json.loads(report.read_text()))
+    return out
+
+
+def evaluation_summary(data: dict) -> dict:
+    """What the scale report keeps of an ``evaluate --json`` report."""
+    out = {key: data[key] for key in data if key.startswith(("precision_at", "mean_query_ms", "lsh_recall"))
+           or key in ("queries", "catalog_items", "engine")}
+    out["p50_ms"] = {mode: data[f"latency_{mode}"]["p50_ms"] for mode in ("routed", "direct", "soft")}
+    out["p99_ms"] = {mode: data[f"latency_{mode}"]["p99_ms"] for mode in ("routed", "direct", "soft")}
     return out
 
 
@@ -197,20 +234,30 @@ def run_scale(n: int, milvus_n: int, parts: set[str], scale_dir: str | None, fm_
     with tempfile.TemporaryDirectory(prefix="fashion16-scale-", dir=scale_dir) as tmp:
         folder = Path(tmp)
         folder.chmod(0o711)  # stand-in and app workers may run as an unprivileged user
-        if "fashion-mnist" in parts:
-            results["fashion_mnist"] = fashion_mnist(folder, fm_limit)
-        if "hdf5" in parts:
-            results["hdf5"] = store_part(f"hdf5:{folder / 'hdf5' / 'photos'}", n, folder / "hdf5-app")
-            os.system(f"rm -rf {folder / 'hdf5'}")  # noqa: S605 - our own temporary folder; frees 5 GB for Milvus
-        if "milvus" in parts:
+        def part(name: str, run) -> None:  # a part that fails is recorded, and the others still run
+            if name not in parts:
+                return
+            try:
+                results[name.replace("-", "_")] = run()
+            except Exception as exc:
+                traceback.print_exc()
+                results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[:2000]
+
+        def on_milvus() -> dict:
             server = start_server(folder / "milvus-server", snappy=False, mmap=True)
             try:
                 idle = tree_rss_mb(server.server_proc.pid)
-                results["milvus"] = store_part(f"milvus://127.0.0.1:{server.listen_port}/scale", milvus_n,
-                                               folder / "milvus-app", server.server_proc.pid)
-                results["milvus"]["server_rss_mb_idle"] = idle
+                out = store_part(f"milvus://127.0.0.1:{server.listen_port}/scale", milvus_n, folder / "milvus-app",
+                                 server.server_proc.pid)
+                out["server"]["rss_mb_idle"] = idle
+                return out
             finally:
                 server.stop()
+
+        part("fashion-mnist", lambda: fashion_mnist(folder, fm_limit))
+        part("hdf5", lambda: store_part(f"hdf5:{folder / 'hdf5' / 'photos'}", n, folder / "hdf5-app"))
+        shutil.rmtree(folder / "hdf5", ignore_errors=True)  # frees 5 GB of disk for Milvus
+        part("milvus", on_milvus)
     results["meta"]["total_seconds"] = round(time.perf_counter() - start, 1)
     results["goals"] = goals(results)
     print(json.dumps(results, indent=1))
