@@ -18,8 +18,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv/fashion16
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
+# MILVUS=1 (deploy/compose.yaml) adds the Milvus client (its pinned lines of requirements-milvus.txt),
+# for catalogs kept in a Milvus server.
+ARG MILVUS=0
+COPY requirements.txt requirements-milvus.txt ./
+RUN pip install -r requirements.txt \
+    && if [ "$MILVUS" = 1 ]; then grep -E "^(pymilvus|setuptools)" requirements-milvus.txt > /tmp/milvus.txt \
+        && pip install -r /tmp/milvus.txt; fi
 
 COPY app/ app/
 COPY models/ models/

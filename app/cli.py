@@ -187,6 +187,25 @@ def cmd_index_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def catalog_of_store(uri: str) -> str:
+    """The catalog a folder store holds is its folder's name; a Milvus store holds many (ValueError: --catalog)."""
+    from .stores import open_store
+
+    return open_store(uri).catalog
+
+
+def cmd_index_migrate(args: argparse.Namespace) -> int:
+    from .stores import check_name, open_store
+    from .stores.migrate import migrate
+
+    catalog = check_name(args.catalog) if args.catalog else catalog_of_store(args.source)
+    source, dest = open_store(args.source, catalog), open_store(args.to, catalog)
+    copy = migrate(source, dest)
+    print(f"Migrated catalog {catalog} from {source.uri} to {dest.uri}: version {copy.version}, {len(copy)} items, "
+          f"next id {copy.next_id}; ids, hyperplanes and every item compared")
+    return 0
+
+
 def cmd_index_ensure(args: argparse.Namespace) -> int:
     from .catalog import BUILTIN
     from .indexer import ensure_builtin
@@ -300,6 +319,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     s = settings()
     if args.catalog not in ("photos", "fashion-mnist"):
         raise ValueError(f"evaluate knows the photos and fashion-mnist catalogs, not {args.catalog!r}")
+    if args.store:  # this store for this catalog, built first if it is missing (as FASHION16_STORES would)
+        s = s.with_(stores=((args.catalog, args.store), *((n, u) for n, u in s.stores if n != args.catalog)))
     ensure_builtin(args.catalog, s)
     catalog = open_catalog(s, args.catalog)
     if args.catalog == "fashion-mnist":
@@ -368,10 +389,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import serve
 
+    from .settings import one_process_catalogs
+
     s = settings()
     if args.bind:
         s = s.with_(bind=args.bind)
     if args.workers:
+        held = one_process_catalogs(s.stores)
+        if args.workers > 1 and held:
+            raise ValueError(f"--workers {args.workers}: catalog {held[0]}'s Milvus Lite file is held by one "
+                             f"process; serve it with one worker, or from a Milvus server (milvus://HOST:PORT)")
         s = s.with_(workers=args.workers)
     if args.no_proxy:
         s = s.with_(proxy=False)
@@ -447,6 +474,13 @@ def parser() -> argparse.ArgumentParser:
     sp = add("compact", cmd_index_compact, "fold a store's added and removed items into one segment (a new version; "
                                            "ids unchanged)", isub)
     catalog_args(sp)
+    sp = add("migrate", cmd_index_migrate, "copy a catalog into an empty store of any kind (HDF5 <-> Milvus), "
+                                           "keeping its ids, version and hyperplanes; the copy is then compared "
+                                           "item by item", isub)
+    sp.add_argument("--from", dest="source", required=True, metavar="URI",
+                    help="the store to copy: a folder or hdf5:FOLDER, milvus-lite:FILE.db, milvus://HOST:PORT[/PREFIX]")
+    sp.add_argument("--to", required=True, metavar="URI", help="the empty store to copy into (same forms)")
+    sp.add_argument("--catalog", help="the catalog to copy (default: a folder store's own)")
     sp = add("ensure", cmd_index_ensure, "build the built-in catalogs' stores unless matching ones exist", isub)
     sp.add_argument("--catalog", action="append", choices=("photos", "fashion-mnist"),
                     help="only this catalog (repeatable; default: both)")
@@ -474,6 +508,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--catalog", choices=("photos", "fashion-mnist"), default="photos",
                     help="photos: the 372 test photos against train + validation; fashion-mnist: the paper's "
                          "10k test images against the 60k gallery")
+    sp.add_argument("--store", metavar="URI", help="evaluate the catalog in this store (built there first when "
+                                                   "missing): a folder, milvus-lite:FILE.db, milvus://HOST:PORT")
     sp.add_argument("--json", metavar="PATH", help="write the report here")
     sp.add_argument("--k", type=positive_int, default=20)
     sp.add_argument("--limit", type=positive_int, help="use only the first N queries")

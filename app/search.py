@@ -191,9 +191,12 @@ def top_hits(found: Items, sims: np.ndarray, k: int) -> list[Hit]:
 def exact_top(snapshot: Snapshot, emb: np.ndarray, category: int, k: int) -> np.ndarray:
     """Item ids of the exact-cosine top ``k`` within one library: the reference LSH recall is measured by."""
     ids = snapshot.ids(category)
-    if not len(ids):
-        return ids
-    sims = cosine_similarity(emb, snapshot.items(ids).embeddings)
+    return ids if not len(ids) else top_by_cosine(ids, snapshot.items(ids).embeddings, emb, k)
+
+
+def top_by_cosine(ids: np.ndarray, embeddings: np.ndarray, emb: np.ndarray, k: int) -> np.ndarray:
+    """The ids of the ``k`` rows of ``embeddings`` most similar to ``emb`` (in no particular order)."""
+    sims = cosine_similarity(emb, embeddings)
     n = min(k, len(sims))
     top = np.argpartition(-sims, n - 1)[:n] if n < len(sims) else np.arange(len(sims))
     return ids[top]

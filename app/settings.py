@@ -104,7 +104,7 @@ class Settings:
             results_ttl_hours=read.positive("FASHION16_RESULTS_TTL_HOURS", cls.results_ttl_hours, float),
             results_max_mb=read.positive("FASHION16_RESULTS_MAX_MB", cls.results_max_mb, float),
             bind=read.bind(),
-            workers=read.positive("FASHION16_WORKERS", 0, int) or read.positive("WEB_CONCURRENCY", cpu_count(), int),
+            workers=read.workers(),
             threads=read.positive("FASHION16_THREADS", cls.threads, int),
             timeout=read.positive("FASHION16_TIMEOUT", cls.timeout, int),
             log_level=read.choice("FASHION16_LOG_LEVEL", "info", LOG_LEVELS),
@@ -115,6 +115,11 @@ class Settings:
             rate_limit=read.rate("FASHION16_RATE_LIMIT", cls.rate_limit),
             rate_burst=read.positive("FASHION16_RATE_BURST", cls.rate_burst, int),
         )
+
+
+def one_process_catalogs(stores: tuple[tuple[str, str], ...]) -> list[str]:
+    """Catalogs served from a Milvus Lite file, which only one process may open."""
+    return [name for name, uri in stores if uri.startswith("milvus-lite:")]
 
 
 class _Reader:
@@ -192,6 +197,16 @@ class _Reader:
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise SettingsError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+
+    def workers(self) -> int:
+        """FASHION16_WORKERS, else WEB_CONCURRENCY, else one per CPU; one when a Milvus Lite file is served."""
+        asked = self.positive("FASHION16_WORKERS", 0, int) or self.positive("WEB_CONCURRENCY", 0, int)
+        held = one_process_catalogs(self.pairs("FASHION16_STORES"))
+        if held and asked > 1:
+            raise SettingsError(f"FASHION16_WORKERS={asked}: catalog {held[0]}'s Milvus Lite file is held by one "
+                                f"process; serve it with FASHION16_WORKERS=1, or from a Milvus server "
+                                f"(milvus://HOST:PORT), which any number of workers share")
+        return 1 if held else asked or cpu_count()
 
     def bind(self) -> str:
         """FASHION16_BIND as HOST:PORT, else 0.0.0.0:$PORT (8000)."""

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what Fashion-16 needs on Debian/Ubuntu: system packages (only those missing)
 # and the Python packages in .venv. Safe to run again. TRAIN=1 adds TensorFlow (training, conversion);
-# DEV=1 adds everything the tests and benchmarks need (TensorFlow, pytest, Selenium, Chromium, and
-# axe-core from npm: the accessibility checker the browser tests inject, pinned in package-lock.json).
+# DEV=1 adds everything the tests and benchmarks need (TensorFlow, pytest, Selenium, Chromium, Milvus, and
+# axe-core from npm: the accessibility checker the browser tests inject, pinned in package-lock.json);
+# MILVUS=1 adds the Milvus stores' client, Milvus Lite and the local server starter (requirements-milvus.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +24,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-requirements=requirements.txt
-[ "${TRAIN:-0}" = 1 ] && requirements=requirements-train.txt
-[ "${DEV:-0}" = 1 ] && requirements=requirements-dev.txt
-echo "==> pip install -r $requirements (into .venv)"
+requirements=(-r requirements.txt)
+[ "${TRAIN:-0}" = 1 ] && requirements=(-r requirements-train.txt)
+[ "${MILVUS:-0}" = 1 ] && requirements+=(-r requirements-milvus.txt)
+[ "${DEV:-0}" = 1 ] && requirements=(-r requirements-dev.txt)  # includes requirements-milvus.txt
+echo "==> pip install ${requirements[*]} (into .venv)"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r "$requirements"
+.venv/bin/python -m pip install -q "${requirements[@]}"
 if [ "${DEV:-0}" = 1 ]; then
   echo "==> npm ci (axe-core, for the browser tests)"
   npm ci --no-audit --no-fund --loglevel=error

@@ -168,3 +168,26 @@ def direct(store_dir, tmp_path_factory):
 
     with deployment(store_dir, tmp_path_factory.mktemp("direct") / "serve.log", proxy=False) as running:
         yield running
+
+
+# ---------------------------------------------------------------- Milvus (tests/store_helpers.py: PLACES)
+
+@pytest.fixture(scope="session")
+def milvus_lite_place(tmp_path_factory) -> str:
+    """One Milvus Lite file for the session (one Lite process; each store takes its own collection prefix)."""
+    from store_helpers import PLACES
+
+    PLACES["milvus-lite"] = f"milvus-lite:{tmp_path_factory.mktemp('milvus-lite') / 'stores.db'}"
+    return PLACES["milvus-lite"]
+
+
+@pytest.fixture(scope="session")
+def milvus_place(tmp_path_factory) -> str:
+    """A real Milvus server (standalone 2.3, started by the `milvus` package in about 12 s), stopped at the end."""
+    from bench.milvus_server import start_server
+    from store_helpers import PLACES
+
+    server = start_server(tmp_path_factory.mktemp("milvus-server"))
+    PLACES["milvus"] = f"milvus://127.0.0.1:{server.listen_port}"
+    yield PLACES["milvus"]
+    server.stop()

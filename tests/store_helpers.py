@@ -1,29 +1,49 @@
 """Building small real catalogs on any store backend, for the tests that search them.
 
 Every backend the project has runs here: HDF5 folders (real files), memory, and Milvus
-when its optional requirements are installed. Items get ids 0, 1, 2, ... in the order
-given (a fresh store numbers from 0), so tests can name them.
+when its optional requirements are installed (requirements-milvus.txt): a Milvus Lite file
+and the local Milvus server that the ``milvus`` package starts, both shared by the whole
+session (conftest.py), each store under its own collection prefix. Items get ids 0, 1,
+2, ... in the order given (a fresh store numbers from 0), so tests can name them.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import itertools
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from app.catalog import Catalog
 from app.search import SearchEngine, SoftRouting
-from app.stores import Hdf5Store, Manifest, MemoryStore, NewItems, Store
+from app.stores import Hdf5Store, Manifest, MemoryStore, NewItems, Store, open_store
 
-BACKENDS = ("hdf5", "memory")
+HAS_LITE = all(importlib.util.find_spec(m) for m in ("pymilvus", "milvus_lite"))
+HAS_SERVER = HAS_LITE and importlib.util.find_spec("milvus") is not None
+MILVUS_BACKENDS = ("milvus-lite",) * HAS_LITE + ("milvus",) * HAS_SERVER
+BACKENDS = ("hdf5", "memory", *(pytest.param(b, marks=pytest.mark.milvus) for b in MILVUS_BACKENDS))
+PLACES: dict[str, str] = {}  # Milvus backend -> the session's base URI (conftest: milvus_lite_place, milvus_place)
+_prefixes = itertools.count()
+
+
+def use_backend(request: pytest.FixtureRequest, backend: str) -> str:
+    """``backend``, its Milvus started first when it is one (session fixtures: paid once, only when needed)."""
+    if backend in MILVUS_BACKENDS:
+        request.getfixturevalue("milvus_place" if backend == "milvus" else "milvus_lite_place")
+    return backend
 
 
 def new_store(backend: str, name: str, folder: Path, engine: str = "auto") -> Store:
-    """An empty store of ``backend`` for catalog ``name`` (files under ``folder``)."""
+    """An empty store of ``backend`` for catalog ``name`` (files under ``folder``; Milvus: a fresh prefix)."""
     if backend == "hdf5":
         return Hdf5Store(folder / name, name, engine=engine)
     if backend == "memory":
         return MemoryStore(name, engine=engine)
+    if backend in MILVUS_BACKENDS:
+        return open_store(f"{PLACES[backend]}/t{os.getpid()}_{next(_prefixes)}", name)
     raise ValueError(backend)
 
 

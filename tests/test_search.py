@@ -18,7 +18,7 @@ from app.catalog import Catalog, check_model
 from app.schema import result_json
 from app.search import MAX_K, SearchEngine, SoftRouting
 from app.stores import Manifest, NewItems, StoreError
-from store_helpers import BACKENDS, catalog_of, item_hashes, new_store
+from store_helpers import BACKENDS, catalog_of, item_hashes, new_store, use_backend
 
 PER_CLASS = 30
 NOISE = (0.05, 0.1, 0.2, 0.3)
@@ -50,7 +50,7 @@ def gallery(fashion_model, fmnist):
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request) -> str:
     """Every search test runs on every store backend: the engine must not care which."""
-    return request.param
+    return use_backend(request, request.param)
 
 
 def open_catalog(model, tmp_path_factory, emb, labels, category, images=None, engine: str = "auto",

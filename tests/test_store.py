@@ -16,7 +16,7 @@ from app.hashing import Hasher
 from app.settings import ROOT
 from app.stores import Hdf5Store, Manifest, NewItems, StoreError, check_name, memory_store
 from app.stores.arrays import Part, check_codes, check_part
-from store_helpers import BACKENDS, item_hashes, new_store
+from store_helpers import BACKENDS, item_hashes, new_store, use_backend
 
 SHA = "ab" * 32
 NAMES = tuple(f"class {c}" for c in range(10))
@@ -41,7 +41,7 @@ def items(n: int = 200, dim: int = 32, seed: int = 0, images: bool = False, star
 
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
-    return request.param
+    return use_backend(request, request.param)
 
 
 def filled(backend: str, tmp_path: Path, n: int = 200, images: bool = False, name: str = "shop", seed: int = 0):
@@ -76,7 +76,10 @@ def test_round_trip_keeps_every_field(backend, tmp_path, images):
     assert snap.keys()["shop/item_5.jpg"] == (5, given.hashes[5])
     with pytest.raises(KeyError):
         snap.items([200])
-    check_codes(snap.parts, snap.hasher, sample=0)  # stored codes are exactly the hash of stored embeddings
+    if hasattr(snap, "parts"):
+        check_codes(snap.parts, snap.hasher, sample=0)  # stored codes are exactly the hash of stored embeddings
+    else:
+        assert store.verify().digest == snap.digest  # Milvus: every item read back, its code re-hashed
 
 
 def test_hdf5_embeddings_are_memory_mapped_and_the_same_across_reopens(tmp_path):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -51,13 +53,48 @@ class Part:
         return cols
 
 
-def part_digest(part: Part, chunk_rows: int = 65_536) -> str:
+def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows start:stop as an array of their own.
+
+    A memory map is read with a plain file read rather than through the map: a pass over a
+    5 GB column (a digest, a segment written from the spool) then leaves those pages in the
+    page cache only, not resident in this process, so its memory stays that of one chunk.
+    """
+    if isinstance(arr, np.memmap) and isinstance(arr.base, mmap.mmap) and arr.filename and arr.ndim:
+        stop = min(stop, len(arr))
+        width = int(np.prod(arr.shape[1:], dtype=np.int64))
+        count = max(0, stop - start) * width
+        with open(arr.filename, "rb") as f:
+            f.seek(arr.offset + start * width * arr.itemsize)
+            rows = np.fromfile(f, dtype=arr.dtype, count=count)
+        if len(rows) != count:
+            raise ValueError(f"{arr.filename} ends before row {stop}")
+        return rows.reshape(-1, *arr.shape[1:])
+    return np.ascontiguousarray(arr[start:stop])
+
+
+def take_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Scattered rows (a sample), read from the file when ``arr`` is a memory map (see ``read_rows``): faulting
+    them in through the map would map their neighbours too (fault-around), most of a big column for a sample."""
+    if not (isinstance(arr, np.memmap) and isinstance(arr.base, mmap.mmap) and arr.filename and arr.ndim):
+        return np.asarray(arr[rows])
+    size = int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize
+    out = np.empty((len(rows), *arr.shape[1:]), arr.dtype)
+    with open(arr.filename, "rb") as f:
+        for i, r in enumerate(np.asarray(rows, np.int64)):
+            out[i] = np.frombuffer(os.pread(f.fileno(), size, arr.offset + int(r) * size), arr.dtype).reshape(
+                arr.shape[1:])
+    return out
+
+
+def part_digest(part: Part, chunk_bytes: int = 64 << 20) -> str:
     """SHA-256 over every array of a part (name, dtype, shape, bytes): any edit, of any field, changes it."""
     h = hashlib.sha256()
     for name, arr in part.columns():
         h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
-        for start in range(0, max(len(arr), 1), chunk_rows):  # bounded memory for memory-mapped parts
-            h.update(np.ascontiguousarray(arr[start:start + chunk_rows]).tobytes())
+        step = max(1, chunk_bytes // max(1, arr[:1].nbytes))  # rows per read: memory bounded by bytes, not rows
+        for start in range(0, max(len(arr), 1), step):
+            h.update(read_rows(arr, start, start + step).tobytes())
     return h.hexdigest()
 
 
@@ -124,7 +161,8 @@ def check_codes(parts: Sequence[Part], hasher: Hasher, sample: int = CODE_CHECK_
         rows = np.arange(0, len(part), step)
         for start in range(0, len(rows), 8192):
             r = rows[start:start + 8192]
-            fresh = hasher.hash(np.asarray(part.embeddings[r], np.float32))
+            emb = read_rows(part.embeddings, start, start + len(r)) if step == 1 else take_rows(part.embeddings, r)
+            fresh = hasher.hash(np.asarray(emb, np.float32))
             flipped = np.unpackbits(fresh ^ part.codes[r], axis=1).sum(1)
             bad += int((flipped > 2).sum())  # a float16 tie may flip a bit; an edit flips many
             checked += len(r)

@@ -194,11 +194,14 @@ class Store(Protocol):
     def writer(self) -> Writer:
         """Changes on top of the latest version."""
 
-    def rebuild(self, manifest: Manifest, seed: int = 0, next_id: int = 0) -> Writer:
+    def rebuild(self, manifest: Manifest, seed: int = 0, next_id: int = 0, hasher: Hasher | None = None,
+                version: int | None = None) -> Writer:
         """A writer whose commit replaces the whole content with what it was given.
 
         The hyperplanes are drawn from ``seed`` and centred on the new items' mean at commit;
         ids given in NewItems are kept, the others numbered from ``next_id`` on (never reused).
+        A migration keeps the catalog it copies: its ``hasher`` (same codes) and its ``version``
+        number (above this store's latest).
         """
 
     def describe(self) -> str:

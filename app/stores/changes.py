@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..hashing import Hasher
-from .arrays import ArraySnapshot, Part, encode_paths, hash_bytes
-from .base import HASH_BYTES, Manifest, NewItems
+from .arrays import Part, encode_paths, hash_bytes, read_rows
+from .base import HASH_BYTES, Manifest, NewItems, Snapshot
 
 EMBEDDING_DTYPE = np.float16
 CHUNK_ROWS = 16_384
@@ -64,14 +64,14 @@ class Spool:
 class Changes:
     """Items added and ids removed on top of ``base`` (None: a rebuild, replacing everything)."""
 
-    def __init__(self, manifest: Manifest, base: ArraySnapshot | None, next_id: int, spool_dir: Path | None = None,
+    def __init__(self, manifest: Manifest, base: Snapshot | None, next_id: int, spool_dir: Path | None = None,
                  fixed_hasher: Hasher | None = None):
         self.manifest, self.base, self.next_id = manifest, base, next_id
         self.fixed_hasher = fixed_hasher  # a compaction keeps the hyperplanes and centre of what it rewrites
         self.spool = Spool(spool_dir)
         self.removed: list[int] = []
         self._given: set[int] = set()
-        self._keeps_images: bool | None = None if base is None or not len(base.parts) else base.stores_images
+        self._keeps_images: bool | None = None if base is None else base.stores_images
 
     def __len__(self) -> int:
         return self.spool.rows
@@ -158,7 +158,7 @@ class Changes:
     @staticmethod
     def chunks(arr: np.ndarray) -> Iterator[np.ndarray]:
         for start in range(0, len(arr), CHUNK_ROWS):
-            yield np.asarray(arr[start:start + CHUNK_ROWS])
+            yield read_rows(arr, start, start + CHUNK_ROWS)
 
     def codes(self, hasher: Hasher) -> np.ndarray:
         emb = self.spool.column("embedding")

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..files import CannotWrite, remove_stale_temp_files, write_atomically
 from ..hashing import Hasher
-from .arrays import ArraySnapshot, Part, check_codes, check_part, content_digest, part_digest
+from .arrays import ArraySnapshot, Part, check_codes, check_part, content_digest, part_digest, read_rows
 from .base import Manifest, NewItems, StoreError, check_name
 from .changes import CHUNK_ROWS, Changes
 
@@ -72,7 +72,7 @@ def write_segment(path: Path, catalog: str, version: int, kind: str, part: Part,
                 ds = group.create_dataset("removed/id" if name == "removed" else name, shape=arr.shape,
                                           dtype=arr.dtype)
                 for start in range(0, len(arr), CHUNK_ROWS):
-                    ds[start:start + CHUNK_ROWS] = np.asarray(arr[start:start + CHUNK_ROWS])
+                    ds[start:start + CHUNK_ROWS] = read_rows(arr, start, start + CHUNK_ROWS)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         digest = part_digest(part)
@@ -119,8 +119,10 @@ def read_segment(path: Path, catalog: str) -> tuple[Part, Hasher | None, dict]:
 class Hdf5Writer:
     """Holds the catalog's write lock from creation to commit or abort."""
 
-    def __init__(self, store: Hdf5Store, changes: Changes, lock_fd: int, kind: str, seed: int = 0):
+    def __init__(self, store: Hdf5Store, changes: Changes, lock_fd: int, kind: str, seed: int = 0,
+                 version: int | None = None):
         self.store, self.changes, self._lock_fd, self.kind, self.seed = store, changes, lock_fd, kind, seed
+        self.version = version  # the number the commit gets (a migration keeps its source's); default: the next
 
     @property
     def base(self) -> ArraySnapshot | None:
@@ -136,7 +138,7 @@ class Hdf5Writer:
         if build is not None:
             self.changes.manifest = self.changes.manifest.with_(build=build)
         try:
-            version = self.store._commit(self.changes, self.kind, self.seed)
+            version = self.store._commit(self.changes, self.kind, self.seed, self.version)
         finally:
             self.abort()
         if self.kind == "delta" and len(self.store._record()["segments"]) > MAX_SEGMENTS:
@@ -288,7 +290,8 @@ class Hdf5Store:
             os.close(fd)
             raise
 
-    def rebuild(self, manifest: Manifest, seed: int = 0, next_id: int = 0) -> Hdf5Writer:
+    def rebuild(self, manifest: Manifest, seed: int = 0, next_id: int = 0, hasher: Hasher | None = None,
+                version: int | None = None) -> Hdf5Writer:
         if manifest.catalog != self.catalog:
             raise StoreError(f"the store at {self.folder} is for catalog {self.catalog}, not {manifest.catalog}")
         fd = self._take_lock()
@@ -299,7 +302,8 @@ class Hdf5Store:
             except (StoreError, KeyError, ValueError):
                 pass
         manifest = manifest.with_(seed=seed, created=manifest.created or time.strftime("%Y-%m-%dT%H:%M:%S"))
-        return Hdf5Writer(self, Changes(manifest, None, next_id, spool_dir=self.folder), fd, "base", seed)
+        changes = Changes(manifest, None, next_id, spool_dir=self.folder, fixed_hasher=hasher)
+        return Hdf5Writer(self, changes, fd, "base", seed, version)
 
     def compact(self) -> int:
         """Fold every segment into one base (ids, codes and hyperplanes unchanged): a new version."""
@@ -307,20 +311,26 @@ class Hdf5Store:
         base = self.snapshot()
         changes = Changes(base.manifest, None, base.next_id, spool_dir=self.folder, fixed_hasher=base.hasher)
         for part, rows in base.live_rows():
-            for start in range(0, len(rows), CHUNK_ROWS):
-                r = rows[start:start + CHUNK_ROWS]
+            for start in range(0, len(part), CHUNK_ROWS):  # a window of rows read from the file, its live ones kept
+                r = rows[(rows >= start) & (rows < start + CHUNK_ROWS)]
+                if not len(r):
+                    continue
                 changes.add(NewItems(
-                    embeddings=np.asarray(part.embeddings[r], np.float32), categories=part.categories[r],
-                    labels=part.labels[r], hashes=[h.tobytes().hex() for h in part.hashes[r]],
-                    paths=[p.decode() for p in part.paths[r]],
-                    images=None if part.images is None else np.asarray(part.images[r]), ids=part.ids[r]))
+                    embeddings=read_rows(part.embeddings, start, start + CHUNK_ROWS)[r - start].astype(np.float32),
+                    categories=part.categories[r], labels=part.labels[r],
+                    hashes=[h.tobytes().hex() for h in part.hashes[r]], paths=[p.decode() for p in part.paths[r]],
+                    images=None if part.images is None else read_rows(part.images, start, start + CHUNK_ROWS)[r - start],
+                    ids=part.ids[r]))
         return Hdf5Writer(self, changes, fd, "base").commit()
 
-    def _commit(self, changes: Changes, kind: str, seed: int) -> int:
+    def _commit(self, changes: Changes, kind: str, seed: int, version: int | None = None) -> int:
         record = self._record() if self.exists() else None
         if changes.base is not None and (record is None or int(record["version"]) != changes.base.version):
             raise StoreError(f"catalog {self.catalog} changed while this writer held its lock")  # never expected
-        version = (int(record["version"]) if record else 0) + 1
+        current = int(record["version"]) if record else 0
+        version = current + 1 if version is None else version
+        if version <= current:
+            raise StoreError(f"{self.folder} is at version {current} already; cannot write version {version}")
         hasher = changes.hasher(seed)
         manifest = changes.manifest.with_(embedding_dim=int(hasher.hyperplanes.shape[1]))
         part = changes.part(hasher)

@@ -11,14 +11,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..hashing import Hasher
 from .arrays import ArraySnapshot, check_part, content_digest, part_digest
 from .base import Manifest, NewItems, StoreError, check_name
 from .changes import Changes
 
 
 class MemoryWriter:
-    def __init__(self, store: MemoryStore, changes: Changes, seed: int = 0):
-        self.store, self.changes, self.seed = store, changes, seed
+    def __init__(self, store: MemoryStore, changes: Changes, seed: int = 0, version: int | None = None):
+        self.store, self.changes, self.seed, self.version = store, changes, seed, version
+
+    @property
+    def base(self) -> ArraySnapshot | None:
+        return self.changes.base
 
     def add(self, items: NewItems) -> np.ndarray:
         return self.changes.add(items)
@@ -40,7 +45,10 @@ class MemoryWriter:
                 part.embeddings = np.array(part.embeddings)  # off the spool
                 check_part(part, manifest, hasher)
                 parts = ([] if base is None else base.parts) + ([part] if len(part) or len(part.removed) else [])
-                version = (self.store._snapshot.version if self.store._snapshot else 0) + 1
+                current = self.store._snapshot.version if self.store._snapshot else 0
+                version = current + 1 if self.version is None else self.version
+                if version <= current:
+                    raise StoreError(f"{self.store.uri} is at version {current} already; cannot write {version}")
                 digest = content_digest(manifest, hasher, version, self.changes.next_id,
                                         [part_digest(p) for p in parts])
                 self.store._snapshot = ArraySnapshot(manifest, hasher, parts, version, self.changes.next_id, digest,
@@ -77,13 +85,14 @@ class MemoryStore:
         base = self.snapshot()
         return MemoryWriter(self, Changes(base.manifest, base, base.next_id))
 
-    def rebuild(self, manifest: Manifest, seed: int = 0, next_id: int = 0) -> MemoryWriter:
+    def rebuild(self, manifest: Manifest, seed: int = 0, next_id: int = 0, hasher: Hasher | None = None,
+                version: int | None = None) -> MemoryWriter:
         if manifest.catalog != self.catalog:
             raise StoreError(f"this store holds catalog {self.catalog}, not {manifest.catalog}")
         if self._snapshot is not None:
             next_id = max(next_id, self._snapshot.next_id)
         manifest = manifest.with_(seed=seed, created=manifest.created or time.strftime("%Y-%m-%dT%H:%M:%S"))
-        return MemoryWriter(self, Changes(manifest, None, next_id), seed)
+        return MemoryWriter(self, Changes(manifest, None, next_id, fixed_hasher=hasher), seed, version)
 
     def describe(self) -> str:
         return f"{self.uri}: in this process only (tests, benchmarks)"

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import sys
 import threading
 from functools import lru_cache
 
@@ -91,6 +92,9 @@ def load_service(app: Flask, settings: Settings) -> Service:
     except (OSError, ValueError) as exc:
         reason = f"a model could not be loaded ({exc}); train it again with `python -m app train`"
     else:
+        for name, catalog in served.items():  # what each store supports, one line each (Store.describe)
+            print(f"[fashion16 {os.getpid()}] catalog {name} version {catalog.version}, {len(catalog):,} items: "
+                  f"{catalog.store.describe()}", file=sys.stderr, flush=True)
         for catalog in served.values():
             # One blank query through every stage now, so the first user does not pay for warming
             # them up (measured: the first scan took 23 ms instead of 0.2 ms without this).
