@@ -53,7 +53,11 @@ def test_photo_report_has_every_figure_and_they_add_up(photo_report, catalogs, t
     assert sum(row["queries"] for row in r["per_category"]) == 30
     assert sum(row["catalog_items"] for row in r["per_category"]) == 400
     assert r["mean_query_ms_routed"] > 0 and r["latency"]["routed"]["samples"] == 30
+    looks = r["looks_right"]
+    assert 0 < looks["garment_colour_ratio"] < 2 and 0 < looks["background_ratio"] < 2 and looks["queries"] == 30
+    assert sum(row["queries"] for row in looks["per_category"].values()) == 30 and looks["k"] == 20
     assert "Dress" in photos.summary(r) and "item recall@1 / @20 soft" in photos.summary(r)
+    assert "looks right" in photos.summary(r)
 
 
 def test_fashion_mnist_report_is_the_papers_evaluation(catalogs, fmnist):

