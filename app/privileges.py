@@ -93,8 +93,11 @@ def store_folders(catalogs) -> list[Path]:
 def unwritable(paths: list[Path]) -> Path | None:
     """The first of ``paths`` this process could not create files in (a missing one: its nearest parent)."""
     for path in paths:
-        while not path.exists() and path != path.parent:
-            path = path.parent
+        try:
+            while not path.exists() and path != path.parent:
+                path = path.parent
+        except OSError:  # a folder above it cannot be entered
+            return path
         if not os.access(path, os.W_OK | os.X_OK):
             return path
     return None

@@ -182,6 +182,7 @@
   function send(photo) {
     const data = new FormData(form);
     data.set("image", photo.blob, photo.name);
+    data.set("save", "1");  // the API keeps a search only when asked: this page goes to its results address
     const request = new XMLHttpRequest();
     request.open("POST", form.dataset.api);
     request.responseType = "json";

@@ -25,6 +25,7 @@ from app.proxy import ProxyFiles, find_nginx, nginx_argv, write_proxy_files
 from app.settings import Settings
 from bench.load import Dropped, HttpClient, Reply, request_bytes
 from bench.servers import Server, cmdline, gunicorn_master, running, worker_pids
+from conftest import reachable_folder
 
 CATALOG = "fashion-mnist"
 SERVE = [sys.executable, "-m", "app", "serve"]
@@ -89,7 +90,8 @@ def deployment(store_dir: Path, log: Path, proxy: bool = True, workers: int = 1,
                env: dict[str, str] | None = None) -> Iterator[Deployment]:
     """`python -m app serve` on a free port until the block ends; then SIGTERM, and it must exit 0."""
     argv = SERVE + ([] if proxy else ["--no-proxy"])
-    env = {"FASHION16_RESULTS_DIR": str(log.parent / "saved-searches"), **(env or {})}  # not the shared default
+    # not the shared default, and in a folder the workers (nobody, when the tests run as root) can reach
+    env = {"FASHION16_RESULTS_DIR": str(reachable_folder("saved") / "searches"), **(env or {})}
     with running(argv, serve_env(store_dir, "{port}", workers, threads, env), log, seconds=60) as server:
         yield Deployment(server, proxy)
 

@@ -16,6 +16,7 @@ from flask import Flask
 from app.settings import ROOT
 from bench.load import multipart
 from bench.servers import free_port, running, worker_pids
+from conftest import reachable_folder
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "wsgi:app"]  # reads ./gunicorn.conf.py, as in production
 
@@ -34,7 +35,7 @@ def env(store_dir) -> dict[str, str]:
 def test_gunicorn_with_the_shipped_config_and_two_workers(tmp_path, env, query_png, query_photo):
     log = tmp_path / "gunicorn.log"
     with running(GUNICORN, {**env, "FASHION16_WORKERS": "2", "FASHION16_THREADS": "2",
-                            "FASHION16_RESULTS_DIR": str(tmp_path / "saved")}, log) as server:
+                            "FASHION16_RESULTS_DIR": str(reachable_folder("saved") / "s")}, log) as server:
         health = get_json(server.url + "/api/health")
         assert [c["items"] for c in health["catalogs"]] == [400, 2000]
         photo = multipart([("k", "20")], [("image", "shoes.jpg", "image/jpeg", query_photo)])

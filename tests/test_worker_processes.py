@@ -149,3 +149,23 @@ def test_stores_the_worker_user_cannot_follow_stop_serve_with_one_line(store_dir
     says = "who cannot write" if admin else "who cannot read"
     assert f"serves requests as nobody (FASHION16_USER), {says} {private / 'fashion-mnist'}" in line, line
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.serving
+@as_root
+def test_saved_searches_the_worker_user_cannot_reach_stop_serve_with_one_line(store_dir):
+    """Results addresses are kept by the workers, who serve as nobody: a saved-searches folder inside one only
+    root may enter stops serve at start, naming it (before the fix, every page search answered 500)."""
+    private = Path(tempfile.mkdtemp(prefix="fashion16-results-"))  # mode 0700: root's alone
+    try:
+        env = serve_env(store_dir, free_port(), 1, 1, {"FASHION16_RESULTS_DIR": str(private / "searches")})
+        done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+        made = (private / "searches").stat()
+    finally:
+        shutil.rmtree(private)
+    assert done.returncode != 0
+    [line] = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert f"serves requests as nobody (FASHION16_USER), who cannot write {private / 'searches'}" in line, line
+    assert made.st_uid == pwd.getpwnam("nobody").pw_uid  # root made the folder the serving user's
+    assert "Traceback" not in done.stderr
