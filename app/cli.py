@@ -108,17 +108,28 @@ def cmd_train(args: argparse.Namespace) -> int:
                     input_size=args.input_size, epochs=args.epochs or 5, batch_size=args.batch_size or 32,
                     seed=args.seed)
         return 0
-    if args.catalog == "photos":
+    if args.data or args.catalog == "photos":
         from dataclasses import replace
 
+        from .stores import check_name
         from .training.photos import PhotoRecipe, train_photos
 
+        if args.catalog == "fashion-mnist":
+            raise ValueError("--data trains the photo recipe for a catalog of your own: name it with --catalog NAME")
         recipe = PhotoRecipe()
         recipe = replace(recipe, epochs=args.epochs or recipe.epochs, batch_size=args.batch_size or recipe.batch_size,
                          seed=args.seed if args.seed is not None else recipe.seed)
-        train_photos(Path(args.out or ROOT / "models" / "photos.keras"), recipe, weights_file=args.weights,
-                     limit=args.limit)
+        name = check_name(args.catalog)
+        out = Path(args.out or ROOT / "models" / f"{name}.keras")
+        train_photos(out, recipe, weights_file=args.weights, limit=args.limit,
+                     data=Path(args.data) if args.data else None)
+        if args.data:
+            print(f"Next: python -m app index build --catalog {name} --gallery DIR --model {out.stem}, then serve "
+                  f"it with FASHION16_CATALOGS={name}")
         return 0
+    if args.catalog != "fashion-mnist":
+        raise ValueError(f"train --catalog {args.catalog} needs --data FOLDER: your photos in one sub-folder per "
+                         f"category (the built-in catalogs are photos and fashion-mnist)")
     from .training.fashion16 import train
 
     train(Path(args.out or ROOT / "models" / "fashion16.keras"), epochs=args.epochs or 20,
@@ -425,9 +436,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-download", action="store_true", help="do not try the Keras download")
 
     sp = add("train", cmd_train, "train a catalog's model; writes the model, its LiteRT conversion, card and curves")
-    sp.add_argument("--catalog", choices=("photos", "fashion-mnist"), default="photos",
+    sp.add_argument("--catalog", default="photos",
                     help="photos: fine-tune ImageNet MobileNetV2 on the clothing photos (about 35 min on 2 cores); "
-                         "fashion-mnist: the paper's CNN (about 18 min)")
+                         "fashion-mnist: the paper's CNN (about 18 min); any other name: the photo recipe on "
+                         "your own --data FOLDER, written to models/NAME.keras")
     sp.add_argument("--out", help="model file to write (default: models/photos.keras or models/fashion16.keras)")
     sp.add_argument("--epochs", type=positive_int, help="default 15 (photos), 20 (fashion-mnist), 5 (vgg16)")
     sp.add_argument("--batch-size", type=positive_int, help="default 32 (photos), 128 (fashion-mnist), 32 (vgg16)")
@@ -437,7 +449,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--weights", help="photos: torchvision's mobilenet_v2-b0353104.pth (default: the cache, "
                                       "else downloaded)")
     sp.add_argument("--backbone", choices=("vgg16",), help="vgg16: the paper's VGG-16 + head on your own photos")
-    sp.add_argument("--data", help="vgg16: folder of photos in sub-folders named after categories")
+    sp.add_argument("--data", help="a folder of your photos, one sub-folder per category (its name is the "
+                                   "category's): the photo recipe for --catalog NAME, or vgg16's training photos")
     sp.add_argument("--vgg-weights", default="imagenet",
                     help="vgg16: a local vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, or imagenet "
                          "(the Keras cache, downloaded if absent)")

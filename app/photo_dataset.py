@@ -7,6 +7,7 @@ catalog is train + validation; the test photos are the queries of the evaluation
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,3 +49,40 @@ def load_photos(*splits: str, root: Path = ROOT) -> PhotoSet:
         raise FileNotFoundError(f"no photos under {root} for {', '.join(splits)} "
                                 f"(expected {root}/<split>/<category>/*.jpg)")
     return PhotoSet(root, tuple(paths), np.array(labels, np.int16))
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+MIN_PER_CATEGORY = 5   # one for validation, one for test, the rest (at least three) to learn from
+HELD_OUT = 0.1         # of each category, for validation and again for test
+
+
+def folder_splits(folder: Path) -> tuple[tuple[str, ...], dict[str, PhotoSet]]:
+    """A shop's own photos, one sub-folder per category (its name is the category's): the category names and
+    the train, validation and test splits (ValueError saying what is wrong with the folder).
+
+    Each category gives 10% (at least one photo) to validation and as many to test; which photos
+    is fixed by the SHA-256 of their paths, so the same folder always splits the same way.
+    """
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ValueError(f"--data {folder}: no such folder")
+    categories = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(categories) < 2:
+        raise ValueError(f"--data {folder}: needs at least two category sub-folders (found {len(categories)}), "
+                         f"e.g. {folder}/bags/*.jpg and {folder}/socks/*.jpg")
+    paths: dict[str, list[str]] = {split: [] for split in SPLITS}
+    labels: dict[str, list[int]] = {split: [] for split in SPLITS}
+    for label, name in enumerate(categories):
+        files = sorted(p.relative_to(folder).as_posix() for p in (folder / name).rglob("*")
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if len(files) < MIN_PER_CATEGORY:
+            raise ValueError(f"--data {folder}: category {name!r} has {len(files)} photo(s); each needs at least "
+                             f"{MIN_PER_CATEGORY} (JPEG, PNG, WebP or GIF)")
+        files.sort(key=lambda f: hashlib.sha256(f.encode()).digest())
+        held = max(1, round(HELD_OUT * len(files)))
+        for split, chosen in (("validation", files[:held]), ("test", files[held:2 * held]),
+                              ("train", files[2 * held:])):
+            paths[split] += sorted(chosen)
+            labels[split] += [label] * len(chosen)
+    return tuple(categories), {split: PhotoSet(folder, tuple(paths[split]), np.array(labels[split], np.int16))
+                               for split in SPLITS}

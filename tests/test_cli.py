@@ -307,22 +307,79 @@ def test_train_fashion_writes_a_model_its_conversion_card_and_curves(capsys, fmn
         assert curves.format == "PNG" and curves.width > 400
 
 
-def test_train_photos_quick_run(capsys, tmp_path):
-    """The photo model's recipe end to end on 40 photos for one epoch: MobileNetV2 with torchvision's ImageNet
-    weights, fine-tuned, saved at the serving size, converted, with its card and curves."""
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_a_shop_trains_its_own_categories_then_builds_and_searches_its_catalog(capsys, tmp_path, monkeypatch):
+    """The photo recipe end to end (``train --catalog NAME --data FOLDER``): MobileNetV2 with torchvision's
+    ImageNet weights, fine-tuned for one epoch on a shop's three category folders, saved at the serving size,
+    converted, with its card and curves; then ``index build --model NAME`` files the shop's photos under the
+    folder names and a search answers in those categories."""
+    from app.catalog import open_catalog
+    from app.photo_dataset import load_photos
     from app.runtime import LiteRTModel
+    from app.settings import Settings
 
-    out = tmp_path / "photos.keras"
-    code, text, _ = run(capsys, "train", "--catalog", "photos", "--out", out, "--epochs", 1, "--limit", 40)
-    assert code == 0 and "Fine-tuning MobileNetV2 on 40 photos (1 epochs" in text and "Done in" in text
+    photos = load_photos("train")
+    shop, gallery = tmp_path / "shop-photos", tmp_path / "gallery"
+    for folder, label in (("Bags", 1), ("Boots", 6), ("Gowns", 0)):  # a shop's own names for its categories
+        rows = np.flatnonzero(photos.labels == label)
+        for n, row in enumerate(rows[:8]):
+            (shop / folder).mkdir(parents=True, exist_ok=True)
+            (shop / folder / f"{n}.jpg").write_bytes(photos.read(int(row)))
+        (gallery / folder.lower()).mkdir(parents=True, exist_ok=True)
+        for n, row in enumerate(rows[8:12]):
+            (gallery / folder.lower() / f"{n}.jpg").write_bytes(photos.read(int(row)))
+    monkeypatch.setenv("FASHION16_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("FASHION16_STORE_DIR", str(tmp_path / "stores"))
+    out = tmp_path / "models" / "shop.keras"
+    code, text, _ = run(capsys, "train", "--catalog", "shop", "--data", shop, "--out", out, "--epochs", 1)
+    assert code == 0 and "Fine-tuning MobileNetV2 on 18 photos of 3 categories (1 epochs" in text, text
+    assert "Done in" in text and "index build --catalog shop --gallery DIR --model shop" in text
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["training"]["images"] == 40 and card["weights"]["sha256"].startswith("b0353104")
-    assert card["class_names"][3] == "Outerwear" and len(card["confusion_matrix_test"]) == 10
+    assert card["class_names"] == ["Bags", "Boots", "Gowns"] and card["outputs"]["probs"] == 3
+    assert card["training"]["images"] == 18 and card["weights"]["sha256"].startswith("b0353104")
+    assert len(card["confusion_matrix_test"]) == 3 and np.sum(card["confusion_matrix_test"]) == 3  # one each
     assert card["default_mode"] == ("soft" if card["soft_routing_tuning"]["precision_soft"] >
                                     card["soft_routing_tuning"]["precision_routed"] else "routed")
     model = LiteRTModel(out.with_suffix(".tflite"))
     assert model.input_shape == (192, 192, 3) and model.embedding_dim == 2560  # tuned and ImageNet features
-    assert out.with_name("photos_history.png").is_file()
+    assert out.with_name("shop_history.png").is_file()
+
+    code, _, err = run(capsys, "index", "build", "--catalog", "shop", "--gallery", gallery, "--model", "shop")
+    assert code == 0, err
+    catalog = open_catalog(Settings.from_env(), "shop")
+    assert tuple(catalog.snapshot.manifest.class_names) == ("Bags", "Boots", "Gowns") and len(catalog.snapshot) == 12
+    found = catalog.search((gallery / "boots" / "0.jpg").read_bytes(), k=4, mode="direct")
+    assert found.hits[0].path.endswith("boots/0.jpg") and found.hits[0].category == 1
+
+
+@pytest.mark.parametrize("args, says", [(("--catalog", "shop"), "train --catalog shop needs --data FOLDER"),
+                                        (("--catalog", "Shop!", "--data", "."), "catalog names are"),
+                                        (("--catalog", "fashion-mnist", "--data", "."), "name it with --catalog")])
+def test_train_names_what_is_missing(capsys, args, says):
+    code, _, err = run(capsys, "train", *args)
+    assert code == 2 and err.startswith("error: ") and says in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_training_folder_splits_the_same_way_every_time(tmp_path):
+    from app.photo_dataset import folder_splits
+
+    for category, n in (("bags", 12), ("socks", 5)):
+        (tmp_path / category).mkdir()
+        for i in range(n):
+            (tmp_path / category / f"{i:02d}.png").write_bytes(b"not read here")
+    names, splits = folder_splits(tmp_path)
+    assert names == ("bags", "socks")
+    counts = {split: np.bincount(s.labels, minlength=2).tolist() for split, s in splits.items()}
+    assert counts == {"train": [10, 3], "validation": [1, 1], "test": [1, 1]}
+    assert sorted(p for s in splits.values() for p in s.paths) == sorted(
+        p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png"))  # every photo once
+    _, again = folder_splits(tmp_path)
+    assert all(again[split].paths == splits[split].paths for split in splits)
+    (tmp_path / "hats").mkdir()
+    (tmp_path / "hats" / "1.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="category 'hats' has 1 photo"):
+        folder_splits(tmp_path)
 
 
 def test_convert_writes_a_tflite_beside_the_model(capsys, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..nets.layers import keras, layers
-from ..photo_dataset import CLASS_NAMES, PhotoSet, load_photos
+from ..photo_dataset import CLASS_NAMES, PhotoSet, folder_splits, load_photos
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def decode_and_augment(data, label, size: int, min_crop: float, seed: int):
     """JPEG bytes to one augmented training image (RGB 0-255 float) in the TensorFlow graph."""
     import tensorflow as tf
 
-    image = tf.io.decode_jpeg(data, channels=3)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)  # JPEG, PNG, GIF, BMP
     begin, extent, _ = tf.image.sample_distorted_bounding_box(
         tf.shape(image), tf.zeros((1, 0, 4)), min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
         area_range=(min_crop, 1.0), max_attempts=20, use_image_if_no_bounding_boxes=True)
@@ -138,39 +138,49 @@ def imagenet_branch(inputs, stem, recipe: PhotoRecipe):
 
 
 def train_photos(out: Path, recipe: PhotoRecipe = PhotoRecipe(), weights_file: str | None = None,
-                 limit: int | None = None) -> dict:
-    """Fine-tune on the train split, watch validation, then publish the model at the serving size."""
+                 limit: int | None = None, data: Path | None = None) -> dict:
+    """Fine-tune on the train split, watch validation, then publish the model at the serving size.
+
+    ``data``: a shop's own folder of category sub-folders (app/photo_dataset.py: folder_splits)
+    instead of the committed clothing photos; its sub-folders name the model's categories.
+    """
     from ..nets.torch_weights import mobilenet_v2_weights, read_state_dict
 
     keras.utils.set_random_seed(recipe.seed)
+    if data is not None:
+        class_names, splits = folder_splits(data)
+    else:
+        class_names, splits = CLASS_NAMES, {name: load_photos(name) for name in ("train", "validation", "test")}
     weights_path = mobilenet_v2_weights(weights_file)
-    splits = {name: load_photos(name) for name in ("train", "validation", "test")}
     if limit:  # a quick check of the whole run: a spread of every split
         splits = {name: spread(photos, limit) for name, photos in splits.items()}
     train, validation = splits["train"], splits["validation"]
     state = read_state_dict(weights_path)
-    net = build_photo_model(recipe, state, input_size=None, serving=False)
+    net = build_photo_model(recipe, state, input_size=None, num_classes=len(class_names), serving=False)
     classifier = keras.Model(net.input, net.outputs[0])
     steps = int(np.ceil(len(train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
         recipe.peak_lr / 20, decay_steps=max(1, steps * recipe.epochs - steps), alpha=0.0,
         warmup_target=recipe.peak_lr, warmup_steps=steps)
     classifier.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
-                       loss=smoothed_loss(recipe.label_smoothing, len(CLASS_NAMES)),
+                       loss=smoothed_loss(recipe.label_smoothing, len(class_names)),
                        metrics=["sparse_categorical_accuracy"], jit_compile=False)
     x_val = model_inputs(validation, recipe.input_size)
-    print(f"Fine-tuning MobileNetV2 on {len(train)} photos ({recipe.epochs} epochs, {recipe.train_size}-px crops), "
-          f"validating on {len(validation)} at {recipe.input_size} px", flush=True)
+    print(f"Fine-tuning MobileNetV2 on {len(train)} photos of {len(class_names)} categories ({recipe.epochs} epochs, "
+          f"{recipe.train_size}-px crops), validating on {len(validation)} at {recipe.input_size} px", flush=True)
     start = time.time()
     history = classifier.fit(
         training_stream(train, recipe), steps_per_epoch=steps, epochs=recipe.epochs,
         validation_data=finite(x_val, validation.labels), verbose=1 if sys.stdout.isatty() else 2).history
-    return publish(net, state, recipe, out, history, time.time() - start, splits)
+    notes = {"data": {"folder": str(data), "split": "per category: 10% validation, 10% test (at least one each), "
+                                                      "chosen by the SHA-256 of each photo's path"}} if data else None
+    return publish(net, state, recipe, out, history, time.time() - start, splits, notes, class_names)
 
 
-def serving_model(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: PhotoRecipe) -> keras.Model:
+def serving_model(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: PhotoRecipe,
+                  num_classes: int = len(CLASS_NAMES)) -> keras.Model:
     """The trained classifier's weights, plus the frozen ImageNet branch, at the serving size."""
-    serving = build_photo_model(recipe, imagenet, input_size=recipe.input_size)
+    serving = build_photo_model(recipe, imagenet, input_size=recipe.input_size, num_classes=num_classes)
     trained_layers = {layer.name: layer for layer in trained.layers}
     for layer in serving.layers:
         if layer.name in trained_layers and layer.weights:
@@ -179,13 +189,14 @@ def serving_model(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe:
 
 
 def publish(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: PhotoRecipe, out: Path, history: dict,
-            train_seconds: float, splits: dict[str, PhotoSet], notes: dict | None = None) -> dict:
+            train_seconds: float, splits: dict[str, PhotoSet], notes: dict | None = None,
+            class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
     """The trained weights at the serving size: saved, converted, measured on validation and (once) on test,
     soft mode tuned on validation, and the card that says all of it."""
     from ..nets.torch_weights import MOBILENET_V2_FILE, MOBILENET_V2_SHA256
     from .cards import confusion, environment, save_card, save_model
 
-    serving = serving_model(trained, imagenet, recipe)
+    serving = serving_model(trained, imagenet, recipe, len(class_names))
     train, validation, test = splits["train"], splits["validation"], splits["test"]
     y_val = predict(serving, model_inputs(validation, recipe.input_size))
     y_test = predict(serving, model_inputs(test, recipe.input_size))
@@ -193,7 +204,7 @@ def publish(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: Photo
         "name": out.stem, "file": out.name,
         "architecture": "MobileNetV2 (torchvision layout, ImageNet weights): blocks 0-"
                         f"{recipe.frozen_blocks - 1} shared and frozen, then a fine-tuned copy of the rest + "
-                        "dropout + softmax 10 (the classifier)"
+                        f"dropout + softmax {len(class_names)} (the classifier)"
                         + {"finetuned": "; embedding = its unit-normalised 1280-d pooled features",
                            "imagenet": ", and a frozen ImageNet copy whose unit-normalised 1280-d pooled "
                                        "features are the embedding",
@@ -202,8 +213,8 @@ def publish(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: Photo
         "parameters": int(serving.count_params()),
         "inputs": f"{recipe.input_size}x{recipe.input_size}x3 RGB, 0-255 (ImageNet scaling is inside the model); "
                   "photos are scaled so the shorter side fits and centre-cropped square (app/imaging/photo.py)",
-        "outputs": {"probs": len(CLASS_NAMES), "embedding": int(serving.output_shape[1][-1])},
-        "class_names": list(CLASS_NAMES),
+        "outputs": {"probs": len(class_names), "embedding": int(serving.output_shape[1][-1])},
+        "class_names": list(class_names),
         "weights": {"source": "torchvision ImageNet MobileNetV2 (BSD-3-Clause)", "file": MOBILENET_V2_FILE,
                     "sha256": MOBILENET_V2_SHA256},
         "training": {"images": len(train), "split": "train", **asdict(recipe),
@@ -214,13 +225,13 @@ def publish(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: Photo
                      "train_seconds": round(train_seconds, 1)},
         "validation_accuracy": float(np.mean(y_val == validation.labels)),
         "test_accuracy": float(np.mean(y_test == test.labels)),
-        "confusion_matrix_test": confusion(test.labels, y_test, len(CLASS_NAMES)).tolist(),
+        "confusion_matrix_test": confusion(test.labels, y_test, len(class_names)).tolist(),
         "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.items()},
         **(notes or {}),
         "environment": environment(),
     }
     save_model(serving, out, card, history, validation_label="validation")
-    card.update(tune_soft_routing_for(out.with_suffix(".tflite"), train, validation))
+    card.update(tune_soft_routing_for(out.with_suffix(".tflite"), train, validation, class_names))
     save_card(card, out)
     print(f"Done in {train_seconds / 60:.1f} min: validation accuracy {card['validation_accuracy']:.4f}, "
           f"test accuracy {card['test_accuracy']:.4f}; saved {out}", flush=True)
@@ -237,13 +248,14 @@ def served_outputs(model_path: Path, photos: PhotoSet) -> tuple[np.ndarray, np.n
     return probs, embeddings, photos.labels
 
 
-def tune_soft_routing_for(model_path: Path, train: PhotoSet, validation: PhotoSet) -> dict:
+def tune_soft_routing_for(model_path: Path, train: PhotoSet, validation: PhotoSet,
+                          class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
     """Soft mode's settings for this model, and the mode catalogs search by default: whichever of soft and
     routed did better on validation queries against a catalog of the training photos."""
     from ..catalog import default_mode
     from .soft_routing import tune_soft_routing
 
-    tuned = tune_soft_routing(CLASS_NAMES, served_outputs(model_path, train), served_outputs(model_path, validation))
+    tuned = tune_soft_routing(class_names, served_outputs(model_path, train), served_outputs(model_path, validation))
     t = tuned["tuning"]
     print(f"soft mode tuned on validation: threshold {tuned['soft_routing']['threshold']}, evidence weight "
           f"{tuned['soft_routing']['evidence_weight']} (precision@20 {t['precision_soft']:.4f}, routed "
