@@ -114,11 +114,12 @@ def remove_stale_temp_files(path: Path) -> None:
     """Delete temp files that writers killed mid-write left beside ``path`` (their process is gone)."""
     for tmp in path.parent.glob(f".{path.name}.tmp-*"):
         pid = tmp.name.split(".tmp-", 1)[1].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (temporary files named after a dead one can go)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

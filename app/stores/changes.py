@@ -184,3 +184,26 @@ class Changes:
 
     def close(self) -> None:
         self.spool.close()
+
+
+class QueuedWriter:
+    """What every store's writer shares: changes queue in ``self.changes`` (on local disk) until the backend's
+    ``commit`` writes them as one new version."""
+
+    changes: Changes
+
+    @property
+    def base(self) -> Snapshot | None:
+        """The version this writer started from (None for a rebuild)."""
+        return self.changes.base
+
+    def add(self, items: NewItems) -> np.ndarray:
+        return self.changes.add(items)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        self.changes.remove(ids)
+
+    def _record_build(self, build: dict | None) -> None:
+        """A build's description (source, counts) goes into the new version's manifest."""
+        if build is not None:
+            self.changes.manifest = self.changes.manifest.with_(build=build)

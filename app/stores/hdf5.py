@@ -29,17 +29,16 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..files import CannotWrite, remove_stale_temp_files, write_atomically
+from ..files import CannotWrite, process_alive, remove_stale_temp_files, write_atomically
 from ..hashing import Hasher
 from .arrays import ArraySnapshot, Part, check_codes, check_part, content_digest, part_digest, read_rows
 from .base import Manifest, NewItems, StoreError, check_name
-from .changes import CHUNK_ROWS, Changes
+from .changes import CHUNK_ROWS, Changes, QueuedWriter
 
 FORMAT = 3
 MANIFEST = "manifest.json"
@@ -116,7 +115,7 @@ def read_segment(path: Path, catalog: str) -> tuple[Part, Hasher | None, dict]:
 
 # ---------------------------------------------------------------- the store
 
-class Hdf5Writer:
+class Hdf5Writer(QueuedWriter):
     """Holds the catalog's write lock from creation to commit or abort."""
 
     def __init__(self, store: Hdf5Store, changes: Changes, lock_fd: int, kind: str, seed: int = 0,
@@ -124,19 +123,8 @@ class Hdf5Writer:
         self.store, self.changes, self._lock_fd, self.kind, self.seed = store, changes, lock_fd, kind, seed
         self.version = version  # the number the commit gets (a migration keeps its source's); default: the next
 
-    @property
-    def base(self) -> ArraySnapshot | None:
-        return self.changes.base
-
-    def add(self, items: NewItems) -> np.ndarray:
-        return self.changes.add(items)
-
-    def remove(self, ids: Sequence[int]) -> None:
-        self.changes.remove(ids)
-
     def commit(self, build: dict | None = None) -> int:
-        if build is not None:
-            self.changes.manifest = self.changes.manifest.with_(build=build)
+        self._record_build(build)
         try:
             version = self.store._commit(self.changes, self.kind, self.seed, self.version)
         finally:
@@ -363,21 +351,11 @@ class Hdf5Store:
         remove_stale_temp_files(self.manifest_path)
         for tmp in [*self.folder.glob(".v*.h5.tmp-*"), *self.folder.glob(".spool-*")]:
             pid = tmp.name.split("-")[1] if tmp.name.startswith(".spool-") else tmp.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
     def describe(self) -> str:
         return f"{self.uri}: HDF5 segments, memory-mapped embeddings shared by every worker"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_hint(catalog: str, verb: str = "rebuild") -> str:

@@ -7,33 +7,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 
 import numpy as np
 
 from ..hashing import Hasher
 from .arrays import ArraySnapshot, check_part, content_digest, part_digest
 from .base import Manifest, NewItems, StoreError, check_name
-from .changes import Changes
+from .changes import Changes, QueuedWriter
 
 
-class MemoryWriter:
+class MemoryWriter(QueuedWriter):
     def __init__(self, store: MemoryStore, changes: Changes, seed: int = 0, version: int | None = None):
         self.store, self.changes, self.seed, self.version = store, changes, seed, version
 
-    @property
-    def base(self) -> ArraySnapshot | None:
-        return self.changes.base
-
-    def add(self, items: NewItems) -> np.ndarray:
-        return self.changes.add(items)
-
-    def remove(self, ids: Sequence[int]) -> None:
-        self.changes.remove(ids)
-
     def commit(self, build: dict | None = None) -> int:
-        if build is not None:
-            self.changes.manifest = self.changes.manifest.with_(build=build)
+        self._record_build(build)
         try:
             with self.store._lock:
                 base = self.changes.base

@@ -28,8 +28,8 @@ import numpy as np
 
 from ..hashing import Hasher
 from .arrays import check_part, content_digest, part_digest
-from .base import Manifest, NewItems, StoreError, check_name
-from .changes import Changes
+from .base import Manifest, StoreError, check_name
+from .changes import Changes, QueuedWriter
 from .milvus_client import WRITE_TIMEOUT_S, Location, client, milvus_errors, parse_uri
 from .milvus_rows import (ALL_FIELDS, ID_LIMIT, LIVE, QUERY_CAP, VARCHAR_LIMIT, check_fits, entity_columns,
                           items_collection, items_schema, pack, part_columns, versions_collection, versions_schema)
@@ -55,18 +55,11 @@ def build_hint(catalog: str, uri: str) -> str:
     return f"build it with `python -m app index build --catalog {catalog} --store {uri}`"
 
 
-class MilvusWriter:
+class MilvusWriter(QueuedWriter):
     """Changes queued on the local disk until ``commit`` writes them to Milvus as one new version."""
 
     def __init__(self, store: MilvusStore, changes: Changes, kind: str, seed: int = 0, version: int | None = None):
         self.store, self.changes, self.kind, self.seed, self.version = store, changes, kind, seed, version
-
-    @property
-    def base(self) -> MilvusSnapshot | None:
-        return self.changes.base
-
-    def add(self, items: NewItems) -> np.ndarray:
-        return self.changes.add(items)
 
     def remove(self, ids: Sequence[int]) -> None:
         """Queue removals, checked in one query (KeyError for an id the version does not hold)."""
@@ -80,8 +73,7 @@ class MilvusWriter:
             self.changes.removed.append(i)
 
     def commit(self, build: dict | None = None) -> int:
-        if build is not None:
-            self.changes.manifest = self.changes.manifest.with_(build=build)
+        self._record_build(build)
         try:
             return self.store._commit(self)
         finally:
