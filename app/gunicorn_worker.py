@@ -142,18 +142,15 @@ class ThreadWorker(GunicornThreadWorker):
         warm_up(self.wsgi)
         os.fchown(self.tmp.fileno(), account.uid, account.gid)  # the heartbeat file, which the worker touches
         become(account)
-        blocked = unreadable(files_read_per_request(self.wsgi))
-        if blocked is not None:
-            self.log.error("Fashion-16 cannot start: started as root, it serves requests as %s (FASHION16_USER), "
-                           "who cannot read %s: make it readable to that user, or set FASHION16_USER to one who "
-                           "can", account.name, blocked)
-            sys.exit(WORKER_BOOT_ERROR)
-        blocked = unwritable(files_written_per_request(self.wsgi))
-        if blocked is not None:
-            self.log.error("Fashion-16 cannot start: started as root, it serves requests as %s (FASHION16_USER), "
-                           "who cannot write %s (saved searches, or the admin API's photos): give that user the "
-                           "folder and a way to it, or set FASHION16_USER to one who can", account.name, blocked)
-            sys.exit(WORKER_BOOT_ERROR)
+        for blocked, cannot, fix in (
+                (unreadable(files_read_per_request(self.wsgi)), "read", ": make it readable to that user"),
+                (unwritable(files_written_per_request(self.wsgi)), "write",
+                 " (saved searches, or the admin API's photos): give that user the folder and a way to it")):
+            if blocked is not None:
+                self.log.error("Fashion-16 cannot start: started as root, it serves requests as %s (FASHION16_USER), "
+                               "who cannot %s %s%s, or set FASHION16_USER to one who can", account.name, cannot,
+                               blocked, fix)
+                sys.exit(WORKER_BOOT_ERROR)
         self.log.info("Worker %s serves requests as %s:%s (FASHION16_USER)", self.pid, account.name, account.group)
 
     def handle_request(self, req, conn):
