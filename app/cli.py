@@ -80,7 +80,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     from .fashion_mnist import CLASS_NAMES, candidate_dirs, load_fashion_mnist
     from .photo_dataset import CLASS_NAMES as PHOTO_CLASSES
-    from .photo_dataset import ROOT as PHOTOS_ROOT
+    from .photo_dataset import PHOTOS_ROOT
     from .photo_dataset import SPLITS, load_photos
 
     print("Looking in: " + ", ".join(str(d) for d in candidate_dirs()) + ", then the Keras cache/download")

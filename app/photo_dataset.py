@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent / "datasets" / "clothing-photos"
+PHOTOS_ROOT = Path(__file__).resolve().parent.parent / "datasets" / "clothing-photos"
 SPLITS = ("train", "validation", "test")
 CATALOG_SPLITS = ("train", "validation")
 FOLDERS = ("dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt")
@@ -35,7 +35,7 @@ class PhotoSet:
         return (self.root / self.paths[i]).read_bytes()
 
 
-def load_photos(*splits: str, root: Path = ROOT) -> PhotoSet:
+def load_photos(*splits: str, root: Path = PHOTOS_ROOT) -> PhotoSet:
     """The photos of ``splits`` in a fixed order (split, category, file name)."""
     paths, labels = [], []
     for split in splits:

@@ -53,18 +53,18 @@ class FaissScanner:
 
     def __init__(self, codes: np.ndarray):
         codes = np.ascontiguousarray(codes, np.uint8)
-        self.index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+        self.flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
         if len(codes):
-            self.index.add(codes)
+            self.flat.add(codes)
 
     def __len__(self) -> int:
-        return self.index.ntotal
+        return self.flat.ntotal
 
     def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        n = min(n, self.index.ntotal)
+        n = min(n, self.flat.ntotal)
         if n <= 0:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
-        dist, rows = self.index.search(np.ascontiguousarray(query, np.uint8).reshape(1, -1), n)
+        dist, rows = self.flat.search(np.ascontiguousarray(query, np.uint8).reshape(1, -1), n)
         return dist[0], rows[0]
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .imaging.decode import ImageRejected
 from .photo_dataset import CATALOG_SPLITS
-from .photo_dataset import ROOT as PHOTOS_ROOT
+from .photo_dataset import PHOTOS_ROOT
 from .runtime import InferenceModel
 from .settings import ROOT
 from .stores.base import HASH_BYTES

@@ -25,7 +25,7 @@ import numpy as np
 
 from app.catalog import BUILTIN, catalog_store, model_path, open_catalog
 from app.indexer import add, build
-from app.photo_dataset import ROOT as PHOTOS_ROOT
+from app.photo_dataset import PHOTOS_ROOT
 from app.photo_dataset import load_photos
 from app.runtime import LiteRTModel
 from app.settings import ROOT, Settings, cpu_count

