@@ -40,6 +40,7 @@ def bench(tmp_path_factory):
     return json.loads((out / "run.json").read_text()), out
 
 
+@pytest.mark.slow
 def test_every_section_ran(bench):
     results, _ = bench
     assert "errors" not in results, results.get("errors")

@@ -24,6 +24,8 @@ from serving_helpers import Deployment, deployment, serve_env, wait_for
 from bench.load import run_load
 from bench.servers import ROOT, free_port
 
+pytestmark = pytest.mark.serving
+
 WORKERS, THREADS, CLIENTS = 2, 2, 4
 
 

@@ -22,6 +22,8 @@ from app.headers import SECURITY_HEADERS
 from app.server_errors import is_api
 from bench.load import Dropped, HttpClient, Reply
 
+pytestmark = [pytest.mark.serving, pytest.mark.slow]
+
 SEED = 11
 CASES = 1000
 INTERNAL_WORDING = ("werkzeug", "pillow", "PIL.", "traceback", "cannot identify image file", "the browser (or proxy)",

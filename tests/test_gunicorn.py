@@ -32,6 +32,7 @@ def env(store_dir) -> dict[str, str]:
     return {"FASHION16_STORE_DIR": str(store_dir)}
 
 
+@pytest.mark.serving
 def test_gunicorn_with_the_shipped_config_and_two_workers(tmp_path, env, query_png, query_photo):
     log = tmp_path / "gunicorn.log"
     with running(GUNICORN, {**env, "FASHION16_WORKERS": "2", "FASHION16_THREADS": "2",
@@ -60,12 +61,14 @@ def test_gunicorn_with_the_shipped_config_and_two_workers(tmp_path, env, query_p
     assert served_by and served_by <= {str(pid) for pid in workers}  # the access log's %(p)s: our workers
 
 
+@pytest.mark.serving
 def test_serve_command_runs_gunicorn_without_the_proxy(tmp_path, env):
     cmd = [sys.executable, "-m", "app", "serve", "--no-proxy", "--bind", "127.0.0.1:{port}", "--workers", "1"]
     with running(cmd, {**env, "FASHION16_BIND": "", "FASHION16_THREADS": "1"}, tmp_path / "serve.log") as server:
         assert get_json(server.url + "/api/health")["default_catalog"] == "photos"
 
 
+@pytest.mark.serving
 def test_gunicorn_refuses_to_start_without_a_store(tmp_path):
     port = free_port()
     env = {**os.environ, "FASHION16_BIND": f"127.0.0.1:{port}", "FASHION16_WORKERS": "1",

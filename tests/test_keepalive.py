@@ -13,6 +13,8 @@ import pytest
 
 from bench.load import HttpClient, multipart, request_bytes, search_request
 
+pytestmark = pytest.mark.serving
+
 BIG = 100_000  # over gunicorn's 64 KiB drain
 
 

@@ -12,6 +12,7 @@ from bench.load import run_load
 REPORT_KEYS = {"requests", "requests_per_s", "ok", "rejected", "latency_ms", "good_latency_ms", "errors", "workers"}
 
 
+@pytest.mark.serving
 def test_a_short_load_run_reports_throughput_latency_and_worker_memory(proxied, query_images):
     report = run_load(proxied.base_url, query_images, [b"", b"GIF89a broken"], clients=2, seconds=1.5, burst=4,
                       master_pid=proxied.process.pid)

@@ -25,6 +25,8 @@ from app.settings import Settings
 from bench.load import Dropped, request_bytes
 from bench.servers import free_port
 
+pytestmark = pytest.mark.serving
+
 
 LONG_QUERY = "?q=" + "a" * 9000                                    # over nginx's 8 kB line buffer
 BIG_HEADER = [("X-Big", "b" * 9000)]                               # over nginx's 8 kB line buffer

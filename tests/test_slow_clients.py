@@ -13,7 +13,11 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+import pytest
+
 from bench.load import HttpClient, search_request
+
+pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
 SLOW_CLIENTS = 20
 LINE_EVERY = 2.0    # seconds between two header lines of a slow client
