@@ -60,8 +60,8 @@ def baseline_methods(engine: SyntheticIndex, gallery: SyntheticSet, queries: Syn
     flat, scan = FaissScanner(codes), NumpyScanner(codes)
     emb, qemb = gallery.embeddings, queries.embeddings
     return [
-        Method("faiss_flat", lambda i: flat.search(qcodes[i], n), lambda rows: flat.index.search(qcodes[rows], n),
-               float(flat.index.code_size)),
+        Method("faiss_flat", lambda i: flat.search(qcodes[i], n), lambda rows: flat.flat.search(qcodes[rows], n),
+               float(flat.flat.code_size)),
         Method("numpy_scan", lambda i: scan.search(qcodes[i], n),
                lambda rows: [scan.search(qcodes[i], n) for i in rows], float(codes.shape[1])),
         Method("exact_cosine", lambda i: exact_top_k(emb, qemb[i:i + 1], K),

@@ -113,6 +113,7 @@ def run_bench(quick: bool = False, json_path: str | None = None, report_dir: str
     results: dict = {"meta": {**environment(profile.name, settings), "section_seconds": {}}}
     section(results, "1. search core", lambda: run_core(profile))
     with tempfile.TemporaryDirectory(prefix="fashion16-bench-") as tmp:
+        Path(tmp).chmod(0o711)  # servers started as root serve as FASHION16_USER, who follows the stores in it
         model_sections(results, profile, settings, Path(tmp))
     results["meta"]["total_seconds"] = round(time.perf_counter() - start, 1)
     results["ratios"] = side_by_side(results)

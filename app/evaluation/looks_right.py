@@ -81,9 +81,8 @@ def looks_right(query_colours: Sequence[np.ndarray], result_ids: Sequence[Sequen
 
 
 def category_ids(catalog) -> dict[int, np.ndarray]:
-    """The ids filed under each category of a catalog (the one place here that reads store arrays)."""
-    store = catalog.store
-    return {c: np.asarray(store.ids[store.library(c)]) for c in range(len(store.class_names))}
+    """The ids filed under each category of a catalog, from the snapshot it searches."""
+    return {c: catalog.snapshot.ids(c) for c in range(len(catalog.class_names))}
 
 
 def catalog_looks_right(catalog, queries: Sequence[bytes], labels: np.ndarray, k: int = 20, seed: int = 0) -> dict:
