@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .files import check_room
+from .photo_dataset import image_files
 from .progress import Progress
 from .runtime import InferenceModel
 from .settings import Settings, cpu_count
-from .sources import IMAGE_SUFFIXES, FashionMNISTSource, FolderSource, recorded_root, resolve_root
+from .sources import FashionMNISTSource, FolderSource, recorded_root, resolve_root
 from .stores import Manifest, NewItems, Snapshot, Store, StoreError
 
 
@@ -253,7 +254,7 @@ def _expand(paths: Sequence[str | Path], root: Path) -> list[Path]:
             raise ValueError(f"{given} is not inside the catalog's folder {root}: copy it there first, "
                              f"then add it") from None
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files += image_files(path)
         else:
             files.append(path)
     if not files:

@@ -51,9 +51,14 @@ def load_photos(*splits: str, root: Path = PHOTOS_ROOT) -> PhotoSet:
     return PhotoSet(root, tuple(paths), np.array(labels, np.int16))
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 MIN_PER_CATEGORY = 5   # one for validation, one for test, the rest (at least three) to learn from
 HELD_OUT = 0.1         # of each category, for validation and again for test
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every JPEG, PNG, WebP and GIF file below ``folder`` (sub-folders included), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def folder_splits(folder: Path) -> tuple[tuple[str, ...], dict[str, PhotoSet]]:
@@ -73,8 +78,7 @@ def folder_splits(folder: Path) -> tuple[tuple[str, ...], dict[str, PhotoSet]]:
     paths: dict[str, list[str]] = {split: [] for split in SPLITS}
     labels: dict[str, list[int]] = {split: [] for split in SPLITS}
     for label, name in enumerate(categories):
-        files = sorted(p.relative_to(folder).as_posix() for p in (folder / name).rglob("*")
-                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = [p.relative_to(folder).as_posix() for p in image_files(folder / name)]
         if len(files) < MIN_PER_CATEGORY:
             raise ValueError(f"--data {folder}: category {name!r} has {len(files)} photo(s); each needs at least "
                              f"{MIN_PER_CATEGORY} (JPEG, PNG, WebP or GIF)")

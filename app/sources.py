@@ -20,12 +20,11 @@ import numpy as np
 
 from .imaging.decode import ImageRejected
 from .photo_dataset import CATALOG_SPLITS
-from .photo_dataset import PHOTOS_ROOT
+from .photo_dataset import PHOTOS_ROOT, image_files
 from .runtime import InferenceModel
 from .settings import ROOT
 from .stores.base import HASH_BYTES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 # Folder names that mean a category under another name (slugs: lower case, letters and digits only).
 SYNONYMS = {"outwear": "outerwear", "pants": "trouser", "boots": "ankleboot", "jackets": "coat", "jacket": "coat"}
 
@@ -134,8 +133,7 @@ class FolderSource:
             raise FileNotFoundError(f"photo folder not found: {self.root}")
         tops = [self.root / d for d in self.subdirs] or [self.root]
         if self.files is None:
-            self.files = sorted(p for top in tops for p in top.rglob("*")
-                                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            self.files = sorted(p for top in tops for p in image_files(top))
         if not self.files:
             raise FileNotFoundError(f"no JPEG/PNG/WebP/GIF images under {self.root}")
 

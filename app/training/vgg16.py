@@ -14,7 +14,7 @@ import numpy as np
 from ..imaging.decode import ImageRejected, decode
 from ..imaging.photo import photo_input
 from ..nets.layers import keras
-from ..sources import IMAGE_SUFFIXES
+from ..photo_dataset import image_files
 from .cards import environment, save_model
 
 
@@ -23,7 +23,7 @@ def load_labelled_folder(root: Path, input_size: int) -> tuple[np.ndarray, np.nd
     folders = sorted(d for d in Path(root).iterdir() if d.is_dir())
     images, labels, names = [], [], []
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = image_files(folder)
         readable = []
         for path in files:
             try:
