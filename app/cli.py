@@ -440,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
                     help="photos: fine-tune ImageNet MobileNetV2 on the clothing photos (about 35 min on 2 cores); "
                          "fashion-mnist: the paper's CNN (about 18 min); any other name: the photo recipe on "
                          "your own --data FOLDER, written to models/NAME.keras")
-    sp.add_argument("--out", help="model file to write (default: models/photos.keras or models/fashion16.keras)")
+    sp.add_argument("--out", help="model file to write (default: models/NAME.keras; fashion16.keras for fashion-mnist)")
     sp.add_argument("--epochs", type=positive_int, help="default 15 (photos), 20 (fashion-mnist), 5 (vgg16)")
     sp.add_argument("--batch-size", type=positive_int, help="default 32 (photos), 128 (fashion-mnist), 32 (vgg16)")
     sp.add_argument("--seed", type=int, help="default 16")
