@@ -14,6 +14,7 @@ from PIL import Image
 
 from app.cli import main, parser
 from app.fashion_mnist import CLASS_NAMES
+from app.photo_dataset import load_photos
 from app.settings import ROOT
 from app.store import read_store
 
@@ -178,6 +179,8 @@ def test_photo_study_writes_its_report(capsys, tmp_path):
     assert "clean" in text and "photo" in text
 
 
+@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_train_fashion_writes_a_model_its_conversion_card_and_curves(capsys, fmnist, tmp_path):
     """A short real run: the saved files serve, and the card describes those very files."""
     from app.files import file_sha256
@@ -204,19 +207,29 @@ def test_train_fashion_writes_a_model_its_conversion_card_and_curves(capsys, fmn
         assert curves.format == "PNG" and curves.width > 400
 
 
+@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_train_photos_quick_run(capsys, tmp_path):
     """The photo model's recipe end to end on 40 photos for one epoch: MobileNetV2 with torchvision's ImageNet
-    weights, fine-tuned, saved at the serving size, converted, with its card and curves."""
-    from app.runtime import LiteRTModel
+    weights, the committed garment masks, backgrounds replaced, the mask head and garment features trained, saved
+    at the serving size, converted to int8, with its card and curves."""
+    from app.runtime import KerasModel, LiteRTModel
 
     out = tmp_path / "photos.keras"
     code, text, _ = run(capsys, "train", "--catalog", "photos", "--out", out, "--epochs", 1, "--limit", 40)
     assert code == 0 and "Fine-tuning MobileNetV2 on 40 photos (1 epochs" in text and "Done in" in text
+    assert "backgrounds replaced, mask head, garment features" in text
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["images"] == 40 and card["weights"]["sha256"].startswith("b0353104")
     assert card["class_names"][3] == "Outerwear" and len(card["confusion_matrix_test"]) == 10
+    assert card["masks"]["sha256"].startswith("309c8469") and "int8" in card["files"]["serving"]["quantization"]
     model = LiteRTModel(out.with_suffix(".tflite"))
-    assert model.input_shape == (192, 192, 3) and model.embedding_dim == 2560  # tuned and ImageNet features
+    # tuned + garment features + colour histogram (40 photos are too few to fit the 512-d projection)
+    assert model.input_shape == (192, 192, 3) and model.embedding_dim == 1280 + 512 + 125
+    photo = model.prepare(model.decode(load_photos("test").read(0), 40_000_000))
+    _, emb = model.forward_one(photo)
+    _, reference = KerasModel(out).forward_one(photo)
+    assert abs(np.linalg.norm(emb) - 1) < 0.02 and float(emb @ reference) > 0.9  # int8 close to the float model
     assert out.with_name("photos_history.png").is_file()
 
 
@@ -244,3 +257,30 @@ def test_unknown_catalog_for_evaluate_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as done:
         main(["evaluate", "--catalog", "shop"])
     assert done.value.code == 2 and "invalid choice: 'shop'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_the_photo_recipe_trains_on_a_shops_folder_of_category_sub_folders(tmp_path):
+    """No committed masks for these photos: U-2-Net-p computes them (onnxruntime is a training requirement);
+    the sub-folder names become the categories; no test split."""
+    from app.photo_dataset import load_folder
+    from app.runtime import LiteRTModel
+    from app.training.photos import PhotoRecipe, train_photos
+
+    train = load_photos("train")
+    shop = tmp_path / "shop"
+    for name, label in (("Hats", 1), ("Sneakers", 6), ("Trousers", 4)):
+        (shop / name).mkdir(parents=True)
+        for i in np.flatnonzero(train.labels == label)[:8]:
+            (shop / name / f"{i}.jpg").write_bytes(train.read(i))
+    splits = load_folder(shop, validation_every=4)
+    assert splits["train"].class_names == ("Hats", "Sneakers", "Trousers")
+    assert len(splits["train"]) == 18 and len(splits["validation"]) == 6
+    card = train_photos(tmp_path / "shop.keras", PhotoRecipe(epochs=1, batch_size=8), data=splits)
+    assert card["class_names"] == ["Hats", "Sneakers", "Trousers"] and "test_accuracy" not in card
+    assert card["masks"]["computed"].startswith("at training time") and card["training"]["images"] == 18
+    model = LiteRTModel(tmp_path / "shop.tflite")
+    probs, emb = model(np.stack([model.prepare(model.decode(splits["validation"].read(i), 40_000_000))
+                                 for i in range(6)]))
+    assert probs.shape == (6, 3) and emb.shape == (6, 1280 + 512 + 125)
