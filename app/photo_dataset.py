@@ -22,11 +22,12 @@ CLASS_NAMES = ("Dress", "Hat", "Long sleeve", "Outerwear", "Pants", "Shirt", "Sh
 
 @dataclass(frozen=True)
 class PhotoSet:
-    """Photos of some splits: paths relative to ``root`` and their labels (indexes into CLASS_NAMES)."""
+    """Photos of some splits: paths relative to ``root`` and their labels (indexes into ``class_names``)."""
 
     root: Path
     paths: tuple[str, ...]
     labels: np.ndarray
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -88,5 +89,5 @@ def folder_splits(folder: Path) -> tuple[tuple[str, ...], dict[str, PhotoSet]]:
                               ("train", files[2 * held:])):
             paths[split] += sorted(chosen)
             labels[split] += [label] * len(chosen)
-    return tuple(categories), {split: PhotoSet(folder, tuple(paths[split]), np.array(labels[split], np.int16))
-                               for split in SPLITS}
+    return tuple(categories), {split: PhotoSet(folder, tuple(paths[split]), np.array(labels[split], np.int16),
+                                               tuple(categories)) for split in SPLITS}

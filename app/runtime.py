@@ -85,6 +85,12 @@ class InferenceModel:
         raise NotImplementedError
 
 
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """Embeddings made unit-length again: an int8 model's last normalisation is rounded (norms 0.97-1.03),
+    and cosine similarity is a dot product of unit rows."""
+    return emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+
+
 class LiteRTModel(InferenceModel):
     """A ``.tflite`` model on the LiteRT interpreter (XNNPACK). One interpreter, one call at a time."""
 
@@ -115,7 +121,7 @@ class LiteRTModel(InferenceModel):
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             out = self._runner(**{self._input_name: np.ascontiguousarray(batch, np.float32)})
-            return np.array(out["probs"]), np.array(out["embedding"])
+            return np.array(out["probs"]), unit_rows(np.array(out["embedding"]))
 
 
 class KerasModel(InferenceModel):

@@ -1,11 +1,17 @@
 """Forward pass per model and runtime: Keras (TensorFlow) beside LiteRT with 1 and 2 threads.
 
 Serving runs LiteRT with one thread per worker (``FASHION16_INFERENCE_THREADS``); Keras
-is the training runtime the serving one replaced. Batch-1 passes on one real prepared
-input are taken in turns across the three runtimes (``timing.interleaved``), so the
-ratios share the machine's noise even where the absolute times wander.
+is the training runtime the serving one replaced. A model served in full-integer int8 (its
+card says so) is also timed as its float32 conversion (``litert_fp32_1_thread``, converted
+from the ``.keras`` file for this run), so int8 and fp32 stand side by side. Batch-1 passes
+on one real prepared input are taken in turns across the runtimes (``timing.interleaved``),
+so the ratios share the machine's noise even where the absolute times wander.
 """
 from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +27,7 @@ from .timing import interleaved
 
 MODELS = ("photos", "fashion16")
 RUNTIMES = ("keras", "litert_1_thread", "litert_2_threads")
+FP32 = "litert_fp32_1_thread"  # the float32 conversion of a model served in int8
 MAX_SECONDS = 60.0  # per model, whatever the sample count
 
 
@@ -31,15 +38,32 @@ def sample_input(name: str, model: InferenceModel) -> np.ndarray:
     return model.prepare(model.decode(load_photos("test").read(0), MAX_PIXELS))
 
 
-def load_runtimes(settings: Settings, name: str) -> dict[str, InferenceModel]:
+def quantized(model: InferenceModel) -> bool:
+    return "quantization" in model.card.get("files", {}).get("serving", {})
+
+
+def fp32_conversion(tflite: Path, folder: Path) -> LiteRTModel:
+    """The float32 LiteRT conversion of the model's .keras file (with its card), written to ``folder``."""
+    from app.training.convert import convert
+
+    out = folder / tflite.name
+    shutil.copy(tflite.with_suffix(".json"), out.with_suffix(".json"))
+    return LiteRTModel(convert(tflite.with_suffix(TRAINING_SUFFIX), out), 1)
+
+
+def load_runtimes(settings: Settings, name: str, folder: Path) -> dict[str, InferenceModel]:
     tflite = model_path(settings, name)
-    return {"keras": KerasModel(tflite.with_suffix(TRAINING_SUFFIX)), "litert_1_thread": LiteRTModel(tflite, 1),
-            "litert_2_threads": LiteRTModel(tflite, 2)}
+    runtimes = {"keras": KerasModel(tflite.with_suffix(TRAINING_SUFFIX)), "litert_1_thread": LiteRTModel(tflite, 1),
+                "litert_2_threads": LiteRTModel(tflite, 2)}
+    if quantized(runtimes["litert_1_thread"]):
+        runtimes[FP32] = fp32_conversion(tflite, folder)
+    return runtimes
 
 
 def measure_model(settings: Settings, name: str, samples: int) -> tuple[dict, dict]:
     """(p50s and ratios, full summaries) for one model."""
-    runtimes = load_runtimes(settings, name)
+    with tempfile.TemporaryDirectory() as folder:
+        runtimes = load_runtimes(settings, name, Path(folder))
     x = sample_input(name, runtimes["litert_1_thread"])
     outputs = {rt: m.forward_one(x) for rt, m in runtimes.items()}
     times = interleaved({rt: (lambda m=m: m.forward_one(x)) for rt, m in runtimes.items()}, samples, MAX_SECONDS)
@@ -49,8 +73,11 @@ def measure_model(settings: Settings, name: str, samples: int) -> tuple[dict, di
                "keras_over_litert_2_threads": round(p50["keras"] / p50["litert_2_threads"], 2),
                "litert_1_over_2_threads": round(p50["litert_1_thread"] / p50["litert_2_threads"], 2),
                "samples": summaries["keras"]["samples"]}
+    if FP32 in p50:  # int8 as served beside its float32 conversion, one thread each
+        figures["int8_over_fp32"] = round(p50["litert_1_thread"] / p50[FP32], 2)
     reference = outputs["keras"]
     detail = {"input": list(runtimes["keras"].input_shape), "runtimes": summaries,
+              "served": "int8" if FP32 in runtimes else "fp32",
               "same_top_class": all(int(p.argmax()) == int(reference[0].argmax()) for p, _ in outputs.values()),
               "max_embedding_diff": float(max(np.abs(e - reference[1]).max() for _, e in outputs.values()))}
     return figures, detail

@@ -23,7 +23,7 @@ from app.stores import Manifest, NewItems, open_store
 
 from .synthetic import Generator
 
-DIM = 2560        # the photo model's embedding
+DIM = 2560  # the photo embedding when the scale figures were measured (512-d now: upper bounds)
 BATCH = 8_192     # items the indexer would hand a writer at once (its own batches are 256)
 
 

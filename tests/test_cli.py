@@ -281,6 +281,8 @@ def test_photo_study_writes_its_report(capsys, tmp_path):
     assert "clean" in text and "photo" in text
 
 
+@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_train_fashion_writes_a_model_its_conversion_card_and_curves(capsys, fmnist, tmp_path):
     """A short real run: the saved files serve, and the card describes those very files."""
     from app.files import file_sha256
@@ -311,8 +313,9 @@ def test_train_fashion_writes_a_model_its_conversion_card_and_curves(capsys, fmn
 @pytest.mark.tensorflow
 def test_a_shop_trains_its_own_categories_then_builds_and_searches_its_catalog(capsys, tmp_path, monkeypatch):
     """The photo recipe end to end (``train --catalog NAME --data FOLDER``): MobileNetV2 with torchvision's
-    ImageNet weights, fine-tuned for one epoch on a shop's three category folders, saved at the serving size,
-    converted, with its card and curves; then ``index build --model NAME`` files the shop's photos under the
+    ImageNet weights, the shop's garment masks computed, backgrounds replaced, the mask head trained, one epoch
+    on a shop's three category folders, saved at the serving size, converted to int8, with its card and curves;
+    then ``index build --model NAME`` files the shop's photos under the
     folder names and a search answers in those categories."""
     from app.catalog import open_catalog
     from app.photo_dataset import load_photos
@@ -342,7 +345,12 @@ def test_a_shop_trains_its_own_categories_then_builds_and_searches_its_catalog(c
     assert card["default_mode"] == ("soft" if card["soft_routing_tuning"]["precision_soft"] >
                                     card["soft_routing_tuning"]["precision_routed"] else "routed")
     model = LiteRTModel(out.with_suffix(".tflite"))
-    assert model.input_shape == (192, 192, 3) and model.embedding_dim == 2560  # tuned and ImageNet features
+    # no committed masks for a shop's photos: U-2-Net-p made them (app/training/masks.py), so the garment-first
+    # parts are there: fine-tuned and ImageNet features pooled on the garment, and its colour histogram (18 photos
+    # are too few to fit the 512-d projection)
+    assert card["masks"]["computed"].startswith("at training time") and card["masks"]["sha256"].startswith("309c8469")
+    assert "int8" in card["files"]["serving"]["quantization"] and card["outputs"]["embedding"] == 1280 + 1280 + 125
+    assert model.input_shape == (192, 192, 3) and model.embedding_dim == 1280 + 1280 + 125
     assert out.with_name("shop_history.png").is_file()
 
     code, _, err = run(capsys, "index", "build", "--catalog", "shop", "--gallery", gallery, "--model", "shop")

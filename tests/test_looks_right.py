@@ -36,7 +36,9 @@ def test_results_of_the_same_garment_colour_score_low_and_random_ones_near_one(p
     labels = test_photos.labels.astype(int)
 
     def nearest(part):
-        return lambda q, pool: pool[np.argsort(np.linalg.norm(photo_colours[pool, part] - photo_colours[q, part], axis=1))]
+        def pick(q, pool):
+            return pool[np.argsort(np.linalg.norm(photo_colours[pool, part] - photo_colours[q, part], axis=1))]
+        return pick
 
     by_garment = ratios(photo_colours, labels, nearest(0))
     by_room = ratios(photo_colours, labels, nearest(1))

@@ -1,12 +1,16 @@
 """The serving runtime (LiteRT, no TensorFlow) agrees with the Keras model it was converted from.
 
-Both committed models, real inputs (catalog photos and Fashion-MNIST test images): the same
-probabilities and embeddings within a small tolerance, and the same top-20 lists when the
-catalog is searched with either runtime's outputs.
+Both committed models, real inputs (catalog photos and Fashion-MNIST test images). A float32
+conversion gives the same probabilities and embeddings within 1e-4 and the same top-20 lists
+when the catalog is searched with either runtime's outputs. The photo model is served in
+full-integer int8 (its card says so): its outputs are held to the tolerances measured for it
+(same class, embeddings within a small angle, nearly the same top-20 lists), and its float32
+conversion to the strict ones.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +21,8 @@ import pytest
 from app.files import file_sha256
 from app.runtime import KerasModel, LiteRTModel, open_model
 from app.settings import ROOT
+
+pytestmark = pytest.mark.tensorflow
 
 MODELS = ROOT / "models"
 
@@ -38,16 +44,48 @@ def inputs(pair, fmnist, test_photos):
     return np.stack([lite.prepare(lite.decode(test_photos.read(i), 40_000_000)) for i in rows])
 
 
-def test_converted_model_gives_the_keras_outputs(pair, inputs):
-    lite, keras_model = pair
+def quantized(model) -> bool:
+    return "quantization" in model.card["files"]["serving"]
+
+
+def check_agreement(lite, keras_model, inputs, int8: bool) -> None:
     assert lite.input_shape == keras_model.input_shape and lite.class_names == keras_model.class_names
     p_lite, e_lite = lite(inputs)
     p_keras, e_keras = keras_model(inputs)
-    np.testing.assert_allclose(p_lite, p_keras, atol=1e-4)
-    np.testing.assert_allclose(e_lite, e_keras, atol=1e-4)
-    assert np.array_equal(p_lite.argmax(1), p_keras.argmax(1))
+    np.testing.assert_allclose(np.linalg.norm(e_lite, axis=1), 1.0, atol=1e-5)  # int8 too: the runtime renormalises
+    if int8:
+        np.testing.assert_allclose(p_lite, p_keras, atol=INT8_PROBS)
+        assert np.mean(p_lite.argmax(1) == p_keras.argmax(1)) >= INT8_SAME_CLASS
+        assert np.sum(e_lite * e_keras, axis=1).min() >= INT8_COSINE
+    else:
+        np.testing.assert_allclose(p_lite, p_keras, atol=1e-4)
+        np.testing.assert_allclose(e_lite, e_keras, atol=1e-4)
+        assert np.array_equal(p_lite.argmax(1), p_keras.argmax(1))
     _one_p, one_e = lite.forward_one(inputs[3])  # batch of one, as a query runs
     np.testing.assert_allclose(one_e, e_lite[3], atol=1e-5)
+
+
+# int8 tolerances around what the committed photo model measured on these 48 test photos (largest probability
+# difference 0.104, the same class for 45 of 48, cosines from 0.970); its card's int8 choice says why int8 is served.
+INT8_PROBS, INT8_SAME_CLASS, INT8_COSINE, INT8_SAME_TOP20 = 0.15, 0.9, 0.95, 0.8
+
+
+def test_converted_model_gives_the_keras_outputs(pair, inputs):
+    lite, keras_model = pair
+    check_agreement(lite, keras_model, inputs, quantized(lite))
+
+
+@pytest.mark.slow
+def test_a_float32_conversion_of_the_photo_model_gives_the_keras_outputs(tmp_path, test_photos):
+    """The conversion itself is exact; only int8 rounding separates the served photo model from Keras."""
+    from app.training.convert import convert
+
+    keras_model = KerasModel(MODELS / "photos.keras")
+    shutil.copy(MODELS / "photos.json", tmp_path / "photos.json")
+    lite = LiteRTModel(convert(MODELS / "photos.keras", tmp_path / "photos.tflite"))
+    rows = np.linspace(0, len(test_photos) - 1, 16).astype(int)
+    inputs = np.stack([lite.prepare(lite.decode(test_photos.read(i), 40_000_000)) for i in rows])
+    check_agreement(lite, keras_model, inputs, int8=False)
 
 
 def test_search_lists_are_the_same_with_either_runtime(pair, inputs, catalogs):
@@ -55,17 +93,22 @@ def test_search_lists_are_the_same_with_either_runtime(pair, inputs, catalogs):
     catalog = next(c for c in catalogs.values() if c.model.path == lite.path)
     p_lite, e_lite = lite(inputs)
     p_keras, e_keras = keras_model(inputs)
+    shared = []
     for i in range(0, len(inputs), 4):
         for mode in ("routed", "soft"):
             a = catalog.engine.search(catalog.snapshot, p_lite[i], e_lite[i], 20, mode)
             b = catalog.engine.search(catalog.snapshot, p_keras[i], e_keras[i], 20, mode)
-            assert a.ids.tolist() == b.ids.tolist()
+            shared.append(len(np.intersect1d(a.ids, b.ids)) / 20)
+            if not quantized(lite):
+                assert a.ids.tolist() == b.ids.tolist()
+    assert np.mean(shared) >= (INT8_SAME_TOP20 if quantized(lite) else 1.0)
 
 
 def test_the_card_names_the_files_it_describes(pair):
     lite, keras_model = pair
     files = lite.card["files"]
-    assert files["serving"] == {"file": lite.path.name, "sha256": file_sha256(lite.path), "runtime": "LiteRT"}
+    serving = {k: v for k, v in files["serving"].items() if k != "quantization"}
+    assert serving == {"file": lite.path.name, "sha256": file_sha256(lite.path), "runtime": "LiteRT"}
     assert files["keras"] == {"file": keras_model.path.name, "sha256": file_sha256(keras_model.path)}
     assert lite.sha256 == files["serving"]["sha256"]
 

@@ -56,17 +56,22 @@ def environment() -> dict:
             "cpu_count": os.cpu_count(), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def save_model(net, out: Path, card: dict, history: dict | None = None, validation_label: str = "validation") -> None:
+def save_model(net, out: Path, card: dict, history: dict | None = None, validation_label: str = "validation",
+               representative=None) -> None:
     """Everything a trained model ships as: NAME.keras, its LiteRT conversion NAME.tflite (what serving
-    runs), the card NAME.json naming both files' SHA-256, and the curves NAME_history.png."""
+    runs; full-integer int8 when ``representative`` inputs calibrate it), the card NAME.json naming both
+    files' SHA-256, and the curves NAME_history.png."""
     from ..files import file_sha256
     from .convert import convert
 
     out.parent.mkdir(parents=True, exist_ok=True)
     net.save(out)
-    serving = convert(out)
+    serving = convert(out, representative=representative)
     card["files"] = {"keras": {"file": out.name, "sha256": file_sha256(out)},
-                     "serving": {"file": serving.name, "sha256": file_sha256(serving), "runtime": "LiteRT"}}
+                     "serving": {"file": serving.name, "sha256": file_sha256(serving), "runtime": "LiteRT",
+                                 **({"quantization": "full-integer int8 (float32 input and outputs), calibrated "
+                                                     f"on {len(representative)} training photos"}
+                                    if representative is not None else {})}}
     save_card(card, out)
     if history:
         plot_history(history, out.with_name(out.stem + "_history.png"), validation_label=validation_label)

@@ -2,20 +2,27 @@
 
 The converted file takes a batch of prepared images (any batch size) and gives a
 signature with two named outputs, ``probs`` and ``embedding``, so the serving runtime
-never depends on output order. Weights stay float32: outputs agree with Keras to about
-1e-5 (tests/test_runtime.py), so the same catalog store serves either runtime's queries.
+never depends on output order. By default weights stay float32: outputs agree with Keras to
+about 1e-5 (tests/test_runtime.py). With ``representative`` inputs the conversion is full-integer
+int8 (weights and activations; the input and outputs stay float32, so callers see no change):
+LiteRT's int8 kernels take about half the time on this CPU, and the outputs agree with Keras'
+to a tolerance measured in tests/test_runtime.py. A catalog store is built with the very file
+that serves its queries, so either way queries and catalog share one runtime.
 """
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..files import write_atomically
 from ..runtime import SERVING_SUFFIX
 
 
-def convert(keras_path: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``models/NAME.tflite`` beside ``models/NAME.keras`` (or at ``out``), atomically."""
+def convert(keras_path: str | Path, out: str | Path | None = None, representative: np.ndarray | None = None) -> Path:
+    """Write ``models/NAME.tflite`` beside ``models/NAME.keras`` (or at ``out``), atomically; full-integer
+    int8 when ``representative`` (prepared inputs, a few hundred) is given to calibrate activations."""
     import tensorflow as tf
 
     from ..nets.layers import keras
@@ -37,5 +44,11 @@ def convert(keras_path: str | Path, out: str | Path | None = None) -> Path:
                                                                                   name="image")])
     with tempfile.TemporaryDirectory() as saved:
         archive.write_out(saved, verbose=False)
-        data = tf.lite.TFLiteConverter.from_saved_model(saved).convert()
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        if representative is not None:
+            samples = np.asarray(representative, np.float32)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([x[None]] for x in samples)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        data = converter.convert()
     return write_atomically(out, data)
