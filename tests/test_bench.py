@@ -29,6 +29,7 @@ TINY = Profile("tiny", core_n=(2_000,), core_bits=(64, 256), core_queries=8, cor
                abuse_seconds=1.0)
 NUMBER = (int, float)
 RUNTIMES = ("keras", "litert_1_thread", "litert_2_threads")
+FP32 = "litert_fp32_1_thread"  # bench/forward.py: the float32 conversion of an int8-served model
 PLOTS = ("bench_core_latency.png", "bench_recall_latency.png", "bench_quality_bits.png", "bench_table2_gallery.png",
          "bench_forward_ms.png")
 
@@ -122,8 +123,12 @@ def test_forward_ms_has_both_runtimes_for_both_models(bench):
         assert figures["samples"] == TINY.forward_samples
         detail = results["forward"][model]
         assert detail["same_top_class"], model  # Keras and LiteRT compute the same model
-        assert {r: s["samples"] for r, s in detail["runtimes"].items()} == dict.fromkeys(RUNTIMES, TINY.forward_samples)
+        timed = RUNTIMES + ((FP32,) if detail["served"] == "int8" else ())  # int8 beside its float32 conversion
+        assert {r: s["samples"] for r, s in detail["runtimes"].items()} == dict.fromkeys(timed, TINY.forward_samples)
     assert results["forward"]["photos"]["input"][2] == 3  # colour photos, at the size the model was trained at
+    photos = results["forward"]["photos"]
+    assert photos["served"] == "int8" and 0 < results["forward_ms"]["photos"]["int8_over_fp32"]
+    assert photos["int8_embedding_cosine"] > 0.9 and isinstance(photos["int8_same_top_class"], bool)
     assert results["forward"]["fashion16"]["input"] == [28, 28, 1]
 
 

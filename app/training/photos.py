@@ -52,6 +52,10 @@ class PhotoRecipe:
     background_p: float = 0.6   # share of training photos whose background is replaced
     zoom_out: float = 1.6       # a replaced background may frame the garment up to this much wider
     rotate_p: float = 0.1       # share of training photos turned 90 degrees (phones)
+    tilt_p: float = 0.3         # share tilted a little (a phone held askew), up to tilt_degrees either way
+    tilt_degrees: float = 10.0
+    soften_p: float = 0.4       # share made soft: shrunk to 30-80% and enlarged again (blur, a small photo)
+    jpeg_p: float = 0.3         # share recompressed as JPEG, quality 50-90
     mask_weight: float = 0.5    # loss weight of the mask head (binary cross-entropy at stride 16)
     garment_dim: int = 512      # distilled garment features (PCA of the teacher's features)
     garment_weight: float = 1.0  # loss weight of the distillation (1 - cosine)
@@ -129,12 +133,52 @@ def decode_and_augment(data, label, mask, target, other, recipe: PhotoRecipe, ce
         turns = tf.where(tf.random.uniform(()) < recipe.rotate_p,
                          tf.random.uniform((), 0, 2, tf.int32) * 2 + 1, 0)  # 90 or 270 degrees
         both = tf.image.rot90(both, turns)
+    if recipe.tilt_p > 0:
+        both = tf.cond(tf.random.uniform(()) < recipe.tilt_p, lambda: tilt(both, recipe.tilt_degrees), lambda: both)
     image, m = both[..., :3], both[..., 3:]
     image = tf.image.random_brightness(image, 0.15 * 255)
     image = tf.image.random_contrast(image, 0.8, 1.2)
-    image = tf.image.random_saturation(image, 0.85, 1.15)
+    image = tf.clip_by_value(tf.image.random_saturation(image, 0.85, 1.15), 0.0, 255.0)
+    if recipe.soften_p > 0:
+        image = tf.cond(tf.random.uniform(()) < recipe.soften_p, lambda: soften(image), lambda: image)
+    if recipe.jpeg_p > 0:
+        image = tf.cond(tf.random.uniform(()) < recipe.jpeg_p, lambda: recompress(image), lambda: image)
     m = tf.image.resize(m, (cells, cells), method="area")
-    return tf.clip_by_value(image, 0.0, 255.0), {"probs": label, "mask.logits": m, "garment": target}
+    return image, {"probs": label, "mask.logits": m, "garment": target}
+
+
+def tilt(both, degrees: float):
+    """A square image (and its mask channel) turned by a random angle of up to ``degrees``, edges mirrored."""
+    import tensorflow as tf
+
+    angle = tf.random.uniform((), -degrees, degrees) * (np.pi / 180.0)
+    c, s = tf.cos(angle), tf.sin(angle)
+    centre = (tf.cast(tf.shape(both)[0], tf.float32) - 1.0) / 2.0
+    # output (x, y) reads input (c x - s y + tx, s x + c y + ty): a turn about the centre
+    transform = tf.stack([c, -s, centre - c * centre + s * centre, s, c, centre - s * centre - c * centre, 0.0, 0.0])
+    turned = tf.raw_ops.ImageProjectiveTransformV3(
+        images=both[None], transforms=transform[None], output_shape=tf.shape(both)[:2], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")[0]
+    return tf.ensure_shape(turned, both.shape)
+
+
+def soften(image):
+    """Shrunk to 30-80% and enlarged again: the blur and lost detail of a small or unsteady phone photo."""
+    import tensorflow as tf
+
+    size = image.shape[0]
+    side = tf.cast(tf.random.uniform((), 0.3, 0.8) * size, tf.int32)
+    small = tf.image.resize(image, (side, side), antialias=True)
+    return tf.ensure_shape(tf.image.resize(small, (size, size), method="bilinear"), image.shape)
+
+
+def recompress(image):
+    """Saved as JPEG at quality 50-90 and read back (0-255 float in and out)."""
+    import tensorflow as tf
+
+    quality = tf.random.uniform((), 50, 91, tf.int32)
+    out = tf.image.adjust_jpeg_quality(tf.cast(tf.round(image), tf.uint8), quality)
+    return tf.ensure_shape(tf.cast(out, tf.float32), image.shape)
 
 
 def replace_background(image, m, other, zoom_out: float):
@@ -542,7 +586,9 @@ def publish(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: Photo
 
 def augmentation_text(recipe: PhotoRecipe, with_mask: bool) -> str:
     text = (f"random resized crop (area {recipe.min_crop:g}-1, aspect 3/4-4/3), horizontal flip, "
-            f"90-degree turns ({recipe.rotate_p:.0%}), brightness/contrast jitter, saturation x0.85-1.15, hue kept")
+            f"90-degree turns ({recipe.rotate_p:.0%}), tilts up to {recipe.tilt_degrees:g} degrees "
+            f"({recipe.tilt_p:.0%}), brightness/contrast jitter, saturation x0.85-1.15, hue kept; softened (shrunk to "
+            f"30-80% and enlarged, {recipe.soften_p:.0%}), recompressed as JPEG quality 50-90 ({recipe.jpeg_p:.0%})")
     if with_mask:
         text = (f"background replaced on {recipe.background_p:.0%} of photos (U-2-Net-p mask; a magnified patch of "
                 f"another photo, that photo blurred, or a flat graded noisy wall; half of them framed up to "
