@@ -16,7 +16,6 @@ import numpy as np
 from app.evaluation.metrics import summarise_ms
 from app.progress import Progress
 from app.scan import FaissScanner, NumpyScanner
-from app.search import SearchEngine
 
 from .profile import TABLE_BITS, K, Profile
 from .synthetic import SPLITS, Generator, SyntheticIndex, SyntheticSet, synthetic_engine

@@ -149,7 +149,7 @@ def test_catalog_picker_counts_the_categories_a_shop_stocks(tmp_path, settings, 
     app = create_app(settings.with_(store_dir=stores), {"TESTING": True})
     html = app.test_client().get("/?catalog=shop").get_data(as_text=True)
     names = catalogs["photos"].class_names
-    assert f"items in 4 categories</option>" in html and 'value="shop" selected' in html
+    assert "items in 4 categories</option>" in html and 'value="shop" selected' in html
     assert f"Works for: {', '.join(names[c] for c in keep)}." in html
     assert "items in 10 categories</option>" in html  # the photo catalog, beside it
 
@@ -288,7 +288,7 @@ def test_an_item_page_shows_the_item_and_more_like_it(client, catalogs, catalog)
     response = client.get(f"/item/{catalog}/{item}")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and len(TILE.findall(response.data)) == 20
-    assert f'class="item-image' in html and f'src="/images/{catalog}/{item}?v={found.item(item).hashes[0]}"' in html
+    assert 'class="item-image' in html and f'src="/images/{catalog}/{item}?v={found.item(item).hashes[0]}"' in html
     assert f'<h1 id="item-heading">{category}</h1>' in html and f"<dt>Item</dt><dd>{item}</dd>" in html
     assert f'aria-current="true">{category}</a>' in html  # more like it in its own category first
     assert item not in shown(html) and len(shown(html)) == 20  # the item itself is left out

@@ -5,7 +5,7 @@ indexing need only the ``.tflite`` file, never a segmentation model.
 """
 from __future__ import annotations
 
-from .layers import ColourHistogram, MaskedPooling, keras, layers  # noqa: F401 (the layers live in layers.py)
+from .layers import layers
 
 
 def mask_head(stride16, stride32, name: str = "mask"):

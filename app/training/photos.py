@@ -269,7 +269,8 @@ def backbone(inputs, recipe: PhotoRecipe):
 def build_training_model(recipe: PhotoRecipe, weights: dict[str, np.ndarray] | None, with_mask: bool = True,
                          num_classes: int = len(CLASS_NAMES)) -> keras.Model:
     """Any input size; outputs probs, and with masks the mask logits and the garment features."""
-    from ..nets.garment import MaskedPooling, mask_head
+    from ..nets.garment import mask_head
+    from ..nets.layers import MaskedPooling
     from ..nets.mobilenet_v2 import load_torchvision_weights
 
     inputs = keras.Input((None, None, 3), name="image")
@@ -353,8 +354,8 @@ def build_serving_model(trained: keras.Model, recipe: PhotoRecipe, imagenet: dic
     then weighted; ``projection`` (PCA) follows. ``probe`` gives every part as its own output
     instead (for choosing the parts on validation).
     """
-    from ..nets.garment import ColourHistogram, MaskedPooling, mask_head
-    from ..nets.layers import Cutout
+    from ..nets.garment import mask_head
+    from ..nets.layers import ColourHistogram, Cutout, MaskedPooling
     from ..nets.mobilenet_v2 import LAST_BLOCK, load_torchvision_weights, mobilenet_v2_blocks, torchvision_scaling
 
     size = recipe.input_size
