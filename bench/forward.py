@@ -3,15 +3,12 @@
 Serving runs LiteRT with one thread per worker (``FASHION16_INFERENCE_THREADS``); Keras
 is the training runtime the serving one replaced. A model served in full-integer int8 (its
 card says so) is also timed as its float32 conversion (``litert_fp32_1_thread``, converted
-from the ``.keras`` file for this run), so int8 and fp32 stand side by side. Batch-1 passes
+from the ``.keras`` file once and cached: app/training/convert.py ``float32_conversion``), so
+int8 and fp32 stand side by side. Batch-1 passes
 on one real prepared input are taken in turns across the runtimes (``timing.interleaved``),
 so the ratios share the machine's noise even where the absolute times wander.
 """
 from __future__ import annotations
-
-import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -42,28 +39,20 @@ def quantized(model: InferenceModel) -> bool:
     return "quantization" in model.card.get("files", {}).get("serving", {})
 
 
-def fp32_conversion(tflite: Path, folder: Path) -> LiteRTModel:
-    """The float32 LiteRT conversion of the model's .keras file (with its card), written to ``folder``."""
-    from app.training.convert import convert
-
-    out = folder / tflite.name
-    shutil.copy(tflite.with_suffix(".json"), out.with_suffix(".json"))
-    return LiteRTModel(convert(tflite.with_suffix(TRAINING_SUFFIX), out), 1)
-
-
-def load_runtimes(settings: Settings, name: str, folder: Path) -> dict[str, InferenceModel]:
+def load_runtimes(settings: Settings, name: str) -> dict[str, InferenceModel]:
     tflite = model_path(settings, name)
     runtimes = {"keras": KerasModel(tflite.with_suffix(TRAINING_SUFFIX)), "litert_1_thread": LiteRTModel(tflite, 1),
                 "litert_2_threads": LiteRTModel(tflite, 2)}
     if quantized(runtimes["litert_1_thread"]):
-        runtimes[FP32] = fp32_conversion(tflite, folder)
+        from app.training.convert import float32_conversion
+
+        runtimes[FP32] = LiteRTModel(float32_conversion(tflite.with_suffix(TRAINING_SUFFIX)), 1)
     return runtimes
 
 
 def measure_model(settings: Settings, name: str, samples: int) -> tuple[dict, dict]:
     """(p50s and ratios, full summaries) for one model."""
-    with tempfile.TemporaryDirectory() as folder:
-        runtimes = load_runtimes(settings, name, Path(folder))
+    runtimes = load_runtimes(settings, name)
     x = sample_input(name, runtimes["litert_1_thread"])
     outputs = {rt: m.forward_one(x) for rt, m in runtimes.items()}
     times = interleaved({rt: (lambda m=m: m.forward_one(x)) for rt, m in runtimes.items()}, samples, MAX_SECONDS)

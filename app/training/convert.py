@@ -11,6 +11,7 @@ that serves its queries, so either way queries and catalog share one runtime.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -52,3 +53,20 @@ def convert(keras_path: str | Path, out: str | Path | None = None, representativ
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         data = converter.convert()
     return write_atomically(out, data)
+
+
+def float32_conversion(keras_path: str | Path) -> Path:
+    """The float32 LiteRT conversion of ``keras_path`` (with a copy of its card), kept in the weights cache under
+    the ``.keras`` file's SHA-256: an int8-served model's unrounded twin, for the bench and the tests, converted
+    once (about 25 s) rather than by each."""
+    from ..files import file_sha256
+    from ..nets.torch_weights import weights_cache_dir
+
+    keras_path = Path(keras_path)
+    folder = weights_cache_dir() / "float32-conversions" / file_sha256(keras_path)[:16]
+    out = folder / keras_path.with_suffix(SERVING_SUFFIX).name
+    if not out.is_file():  # written atomically: a file there is a whole conversion
+        folder.mkdir(parents=True, exist_ok=True)
+        convert(keras_path, out)
+    shutil.copy(keras_path.with_suffix(".json"), out.with_suffix(".json"))
+    return out
