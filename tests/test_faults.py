@@ -1,7 +1,8 @@
 """Faults: a worker killed under load, and damaged stores at start (real nginx, gunicorn and HDF5).
 
 A SIGKILLed worker is replaced by gunicorn's master; only the requests that worker held
-fail (nginx answers them 502), before and after the kill nothing does. A store with
+fail (nginx answers them 502, or closes the connection when the worker died mid-answer),
+before and after the kill nothing does. A store with
 flipped bytes, an edited attribute or cut short stops `python -m app serve` at start with
 one line naming the file and the command that rebuilds it, and no traceback.
 """
@@ -57,8 +58,9 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(two_workers, que
     print(f"\nworker {victim} killed under load ({CLIENTS} clients): {during['errors']['total']} of "
           f"{during['requests']} requests failed ({during['errors']}); replaced by {sorted(replaced - set(workers))}")
     assert victim not in replaced and len(replaced & set(workers)) == WORKERS - 1
-    # Only what the killed worker held can fail: at most one request per client, all answered (502), none dropped.
-    assert during["errors"]["total"] <= CLIENTS and during["errors"]["dropped"] == 0, during
+    # Only what the killed worker held can fail: at most one request per client, nginx's 502, or a closed
+    # connection where the worker died while writing its answer (nginx had passed the headers on already).
+    assert during["errors"]["total"] <= CLIENTS and during["errors"]["unexpected"] == 0, during
     assert during["errors"]["timeouts"] == 0 and during["ok"] > 0, during
     assert after["errors"]["total"] == 0 and after["ok"] > 0, after
 
