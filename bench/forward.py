@@ -65,13 +65,12 @@ def measure_model(settings: Settings, name: str, samples: int) -> tuple[dict, di
     if FP32 in p50:  # int8 as served beside its float32 conversion, one thread each
         figures["int8_over_fp32"] = round(p50["litert_1_thread"] / p50[FP32], 2)
     reference = outputs["keras"]
+    # the same network: Keras and every float32 LiteRT file; int8 rounds, so it is reported apart
+    same = [out for rt, out in outputs.items() if FP32 not in runtimes or rt in ("keras", FP32)]
     detail = {"input": list(runtimes["keras"].input_shape), "runtimes": summaries,
               "served": "int8" if FP32 in runtimes else "fp32",
-              # the same network: Keras and every float32 LiteRT file; int8 rounds, so it is reported apart
-              "same_top_class": all(int(p.argmax()) == int(reference[0].argmax()) for rt, (p, _) in outputs.items()
-                                    if FP32 not in runtimes or rt in ("keras", FP32)),
-              "max_embedding_diff": float(max(np.abs(e - reference[1]).max() for rt, (_, e) in outputs.items()
-                                              if FP32 not in runtimes or rt in ("keras", FP32)))}
+              "same_top_class": all(int(p.argmax()) == int(reference[0].argmax()) for p, _ in same),
+              "max_embedding_diff": float(max(np.abs(e - reference[1]).max() for _, e in same))}
     if FP32 in runtimes:
         detail["int8_same_top_class"] = int(outputs["litert_1_thread"][0].argmax()) == int(reference[0].argmax())
         detail["int8_embedding_cosine"] = round(float(outputs["litert_1_thread"][1] @ reference[1]), 4)

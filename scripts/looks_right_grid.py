@@ -23,8 +23,7 @@ from app.imaging.decode import MAX_PIXELS, decode  # noqa: E402
 from app.photo_dataset import CLASS_NAMES, load_photos  # noqa: E402
 from app.runtime import LiteRTModel  # noqa: E402
 from app.search import SearchEngine, SoftRouting  # noqa: E402
-from app.stores import Manifest, NewItems  # noqa: E402
-from app.stores.memory import memory_store  # noqa: E402
+from app.stores.memory import labelled_store  # noqa: E402
 
 TILE = 112
 LABEL = 150
@@ -43,11 +42,7 @@ def results(model_path: Path, catalog, queries, k: int) -> list[list[int]]:
     model = LiteRTModel(model_path, threads=2)
     inputs = np.stack([model.prepare(model.decode(catalog.read(i), MAX_PIXELS)) for i in range(len(catalog))])
     probs, emb = model(inputs)
-    manifest = Manifest(catalog="grid", model_file=model_path.name, model_sha256="-", class_names=CLASS_NAMES,
-                        source="photos")
-    n = len(emb)
-    store = memory_store(manifest, NewItems(emb, catalog.labels, catalog.labels, ["0" * 16] * n,
-                                            [catalog.paths[i] for i in range(n)]))  # ids 0 .. n-1: catalog rows
+    store = labelled_store("grid", CLASS_NAMES, emb, catalog.labels, catalog.paths)  # ids are catalog rows
     engine = SearchEngine(soft=SoftRouting(**model.card.get("soft_routing", {})))
     out = []
     for data in queries:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -93,3 +94,14 @@ def memory_store(manifest: Manifest, new: NewItems, seed: int = 0) -> ArraySnaps
     writer.add(new)
     writer.commit()
     return store.snapshot()
+
+
+def labelled_store(name: str, class_names: tuple[str, ...], embeddings: np.ndarray, labels: np.ndarray,
+                   paths: Sequence[str] | None = None) -> ArraySnapshot:
+    """Model outputs of known-category photos as an in-memory catalog, each filed under its label; item ids are
+    the rows (0 .. n-1), so results index the caller's arrays. What tuning and choosing on held-out photos search."""
+    n = len(embeddings)
+    manifest = Manifest(catalog=name, model_file="-", model_sha256="-", class_names=tuple(class_names),
+                        source="photos")
+    return memory_store(manifest, NewItems(embeddings, labels, labels, ["0" * 16] * n,
+                                           list(paths) if paths is not None else [f"gallery/{i}" for i in range(n)]))

@@ -32,8 +32,7 @@ from ..imaging.decode import decode
 from ..imaging.photo import photo_input
 from ..photo_dataset import CLASS_NAMES, PhotoSet, load_photos
 from ..search import SearchEngine, SoftRouting
-from ..stores import Manifest, NewItems
-from ..stores.memory import memory_store
+from ..stores.memory import labelled_store
 
 RETAKES = 600
 VARIANTS = ("background", "turned", "small", "light")
@@ -140,11 +139,7 @@ def measure(held: HeldOut, gallery: tuple[np.ndarray, np.ndarray], queries: tupl
             k: int = 20, soft: SoftRouting = SoftRouting(0.99, evidence_weight=5.0), seed: int = 0,
             moved: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Every held-out figure from model outputs: (probs, embeddings) of the gallery, queries and retakes."""
-    manifest = Manifest(catalog="held-out", model_file="-", model_sha256="-", class_names=CLASS_NAMES,
-                        source="photos")
-    labels, n = held.gallery_labels, len(held.gallery_labels)
-    store = memory_store(manifest, NewItems(gallery[1], labels, labels, ["0" * 16] * n,
-                                            [f"gallery/{i}" for i in range(n)]))  # ids 0 .. n-1: gallery rows
+    store = labelled_store("held-out", CLASS_NAMES, gallery[1], held.gallery_labels)  # ids are gallery rows
     engine = SearchEngine(soft=soft)
     q_probs, q_emb = queries
     report = {"accuracy": round(float(np.mean(q_probs.argmax(1) == held.query_labels)), 4)}

@@ -233,7 +233,7 @@ def training_stream(photos: PhotoSet, recipe: PhotoRecipe, masks: np.ndarray | N
     cells = recipe.train_size // 16
     if masks is None:  # no masks: the classifier alone, on the photos as they are
         blank = np.full((len(files), 2, 2), 255, np.uint8)
-        plain = PhotoRecipe(**{**asdict(recipe), "background_p": 0.0, "parts": recipe.parts})
+        plain = replace(recipe, background_p=0.0)
         ds = tf.data.Dataset.from_tensor_slices((files, photos.labels.astype("int32"), blank,
                                                  np.zeros((len(files), recipe.garment_dim), np.float32)))
         ds = tf.data.Dataset.zip((ds.shuffle(len(files), seed=recipe.seed, reshuffle_each_iteration=True),
@@ -393,14 +393,19 @@ def build_serving_model(trained: keras.Model, recipe: PhotoRecipe, imagenet: dic
             x = projection.layer("projection")(x)
         model = keras.Model(inputs, [probs, layers.UnitNormalization(name="embedding")(x)],
                             name="photos_mobilenet_v2")
-    trained_layers = {layer.name: layer for layer in trained.layers}
-    for layer in model.layers:
-        if layer.name in trained_layers and layer.weights:
-            layer.set_weights(trained_layers[layer.name].get_weights())
+    copy_trained_weights(trained, model)
     for prefix in (IMAGENET_PREFIX, CUTOUT_PREFIX):
         if prefix + "pool" in {layer.name for layer in model.layers}:
             load_torchvision_weights(model, imagenet, prefix=prefix, require_all=False)
     return model
+
+
+def copy_trained_weights(trained: keras.Model, model: keras.Model) -> None:
+    """Every layer of ``model`` that the training network has (by name, with weights) takes its trained weights."""
+    trained_layers = {layer.name: layer for layer in trained.layers}
+    for layer in model.layers:
+        if layer.name in trained_layers and layer.weights:
+            layer.set_weights(trained_layers[layer.name].get_weights())
 
 
 def batched(net: keras.Model, x: np.ndarray, batch_size: int = 32):
@@ -524,7 +529,7 @@ def publish(trained: keras.Model, imagenet: dict[str, np.ndarray], recipe: Photo
 
     train, validation = splits["train"], splits["validation"]
     test, class_names = splits.get("test"), train.class_names
-    serving_recipe = recipe if with_mask else PhotoRecipe(**{**asdict(recipe), "parts": (("tuned", 1.0),)})
+    serving_recipe = recipe if with_mask else replace(recipe, parts=(("tuned", 1.0),))
     x_train, _ = served_inputs(train, recipe.input_size)
     projection = None
     if with_mask and recipe.embedding_dim and len(x_train) >= 2 * recipe.embedding_dim:  # else too few to fit it
@@ -604,10 +609,7 @@ def plain_serving_model(trained: keras.Model, recipe: PhotoRecipe) -> keras.Mode
     pooled = layers.GlobalAveragePooling2D(name="pool")(top)
     probs = layers.Dense(trained.get_layer("probs").units, activation="softmax", name="probs")(pooled)
     model = keras.Model(inputs, [probs, layers.UnitNormalization(name="embedding")(pooled)], name="photos_plain")
-    trained_layers = {layer.name: layer for layer in trained.layers}
-    for layer in model.layers:
-        if layer.name in trained_layers and layer.weights:
-            layer.set_weights(trained_layers[layer.name].get_weights())
+    copy_trained_weights(trained, model)
     return model
 
 
@@ -669,12 +671,6 @@ def finite(x: np.ndarray, y, batch_size: int = 64):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
 
 
-def predict(net: keras.Model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Predicted classes (the first output)."""
-    out = batched(net, x, batch_size)
-    return (out[0] if isinstance(out, list) else out).argmax(1)
-
-
 def publish_trained(out: Path, trained_path: Path, run_card: Path, recipe: PhotoRecipe) -> dict:
     """Publish a kept training network (``keep_trained``) with ``recipe``'s embedding: the parts, weights and size
     chosen on validation after its run. The run's card gives its history and training time."""
@@ -706,8 +702,7 @@ if __name__ == "__main__":
     # python -m app.training.photos OUT from=TRAINED.keras card=RUN.json [key=value ...]: publish a kept run
     recipe, extra = recipe_from_args(sys.argv[2:])
     if "notes_file" in extra:  # the choices made on validation, for the card
-        recipe = PhotoRecipe(**{**asdict(recipe), "parts": recipe.parts,
-                                "notes": json.loads(Path(extra["notes_file"]).read_text())})
+        recipe = replace(recipe, notes=json.loads(Path(extra["notes_file"]).read_text()))
     print(json.dumps({k: v for k, v in asdict(recipe).items() if k != "notes"}))
     if "from" in extra:
         publish_trained(Path(sys.argv[1]), Path(extra["from"]), Path(extra["card"]), recipe)

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..evaluation.metrics import label_precision
 from ..search import SearchEngine, SoftRouting
-from ..stores import Manifest, NewItems, Snapshot, memory_store
+from ..stores import Snapshot
+from ..stores.memory import labelled_store
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 WEIGHTS = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0)
@@ -32,10 +33,7 @@ def tune_soft_routing(class_names: tuple[str, ...], gallery: tuple[np.ndarray, n
     """Best SoftRouting for (probs, embeddings, labels) of gallery and queries; returns it with the grid's scores."""
     _, gallery_emb, gallery_labels = gallery
     probs, embeddings, labels = queries
-    manifest = Manifest(catalog="tuning", model_file="-", model_sha256="-", class_names=class_names, source="photos")
-    n = len(gallery_emb)
-    store = memory_store(manifest, NewItems(gallery_emb, gallery_labels, gallery_labels, ["0" * 16] * n,
-                                            [f"gallery/{i}" for i in range(n)]))
+    store = labelled_store("tuning", class_names, gallery_emb, gallery_labels)
     routed = precision_at_k(SearchEngine(), store, probs, embeddings, labels, "routed", k)
     scores = {}
     for threshold in THRESHOLDS:
