@@ -44,6 +44,14 @@ CREATE INDEX IF NOT EXISTS searches_created ON searches (created);
 """
 
 
+SETUP_SECONDS = 30.0
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's "database is locked" (or "busy"): another connection holds the lock for now."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class Expired(LookupError):
     """The search existed but is past its time."""
 
@@ -76,16 +84,43 @@ class SavedSearches:
         self.owner = owner if owner is not None and os.geteuid() == 0 else None
         self._local = threading.local()
         prepare_folder(self.folder, self.owner)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        self._create()
         self._hand_over()
+
+    def _create(self) -> None:
+        """Make the database WAL and give it its table. Every gunicorn worker does this at the same moment on
+        a new folder, and SQLite answers "database is locked" at once, without waiting its timeout, to one
+        of two connections that both read and then want to write (it would deadlock). So: tried again
+        until SETUP_SECONDS have passed."""
+        deadline = time.monotonic() + SETUP_SECONDS
+        while True:
+            try:
+                db = self._connect()
+                db.execute("BEGIN IMMEDIATE")  # the write lock first, with the busy timeout: no read-then-write
+                try:
+                    for statement in filter(str.strip, SCHEMA.split(";")):
+                        db.execute(statement)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + 0.05 * secrets.randbelow(4))
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=True)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last searches, never corrupt
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")  # kept in the file: once made, never asked again
+                db.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last searches, never corrupt
+            except BaseException:
+                db.close()
+                raise
             self._local.db = db
             self._hand_over()
         return db

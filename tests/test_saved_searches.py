@@ -6,7 +6,11 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
+import sys
+import time
 import urllib.parse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +22,7 @@ from conftest import reachable_folder
 from serving_helpers import deployment
 
 HOUR = 3600.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def search(n: int = 0, thumbnail: bytes = b"\xff\xd8 a small jpeg", dim: int = 256) -> SavedSearch:
@@ -79,6 +84,34 @@ def test_two_connections_see_each_others_searches(tmp_path):
     """Every gunicorn worker opens the same database file: what one saves, another reads."""
     one, two = SavedSearches(tmp_path, HOUR, 2**20), SavedSearches(tmp_path, HOUR, 2**20)
     assert two.get(one.save(search(3))).catalog == "photos"
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from app.saved_searches import SavedSearches
+folder, go = Path(sys.argv[1]), Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+SavedSearches(folder, 3600, 2**20)
+"""
+
+
+def test_workers_opening_a_new_database_at_the_same_moment_all_start(tmp_path):
+    """Every gunicorn worker opens the database as it boots; on a new folder SQLite told one of two workers
+    "database is locked" at once (no timeout), and serve stopped (CI, stop 20). Eight processes, released
+    together on fresh folders, must all open it."""
+    for trial in range(6):
+        folder, go = tmp_path / f"s{trial}", tmp_path / f"go{trial}"
+        processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, str(folder), str(go)],
+                                      cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+        time.sleep(1.5)  # all of them imported and waiting
+        go.touch()
+        errors = [p.communicate(timeout=60)[1] for p in processes if p.wait(timeout=60) != 0]
+        assert not errors, f"trial {trial}: {len(errors)} of 8 could not open it:\n{errors[0][-800:]}"
+        with sqlite3.connect(folder / "searches.sqlite3") as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert db.execute("SELECT COUNT(*) FROM searches").fetchone()[0] == 0
 
 
 def test_a_folder_of_another_user_is_refused(tmp_path):
