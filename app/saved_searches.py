@@ -115,8 +115,11 @@ class SavedSearches:
         if db is None:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=True)
             try:
-                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    db.execute("PRAGMA journal_mode=WAL")  # kept in the file: once made, never asked again
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":  # WAL stays in the file
+                    mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]  # the old mode when it could not
+                    if mode.lower() != "wal":
+                        raise sqlite3.OperationalError(f"the database stayed in {mode} journal mode, not WAL "
+                                                       f"(busy, or a file system without WAL)")
                 db.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last searches, never corrupt
             except BaseException:
                 db.close()
